@@ -1,0 +1,262 @@
+"""Reverse accumulation, as a stream of steps.
+
+:class:`BackwardPass` is *the* backward algorithm: ``Tensor.backward()`` and
+:func:`grad` run it to the end, and the step debugger and frame export
+iterate the very same object one step at a time.  Each :class:`Step` is one
+node visited in reverse topological order: its complete adjoint, and the
+contribution it sends to each input (upstream adjoint times the local
+derivative, fitted to the input's shape).
+
+Before the walk, branches that cannot reach a requested input are pruned;
+:meth:`BackwardPass.pruned` says which and why.
+"""
+
+from __future__ import annotations
+
+from operator import attrgetter
+from typing import Any, Iterator, NamedTuple, Sequence
+
+import numpy as np
+
+from gradviz.engine.tape import ancestors, prune_reason
+from gradviz.engine.tensor import Size, Tensor, _GradMode
+from gradviz.errors import AutogradError, ShapeError
+from gradviz.ops import fit_shape
+
+FREED = ("Trying to backward through the graph a second time (or directly access saved "
+         "tensors after they have already been freed). Saved intermediate values of the "
+         "graph are freed when you call .backward() or autograd.grad(). Specify "
+         "retain_graph=True if you need to backward through the graph a second time or "
+         "if you need to access saved tensors after calling backward.")
+UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. "
+          "Set allow_unused=True if this is the desired behavior.")
+NOT_REQUESTED = "leads to none of the requested inputs"
+
+_by_seq = attrgetter("seq")
+
+
+class Step(NamedTuple):
+    """One node of the reverse walk.
+
+    Attributes:
+        index: position in the walk (0 is the output).
+        node: the node visited.
+        adjoint: d(output)/d(node), complete when the node is visited.
+        contributions: ``(input, value)`` for each input of the node; ``value``
+            is what flowed to that input, or None when the edge is pruned.
+        accumulated: True if the adjoint was added to ``node.grad`` (a leaf, or
+            a node that retains its grad).
+    """
+
+    index: int
+    node: Tensor
+    adjoint: Any
+    contributions: tuple
+    accumulated: bool
+
+
+def _graph_of(outputs: list[Tensor]) -> list[Tensor]:
+    """The nodes that require grad below ``outputs``, their adjoints reset.
+
+    Iterative, so depth is no limit.  Reusing ``adjoint`` as the visited mark
+    (a sentinel, then None) saves a set lookup per node on the hot path.
+    """
+    found: list[Tensor] = []
+    stack = [o for o in outputs if o.requires_grad]
+    while stack:
+        n = stack.pop()
+        if n.adjoint is _VISITING:
+            continue
+        n.adjoint = _VISITING
+        found.append(n)
+        if not n.is_leaf:
+            for x in n.inputs:
+                if x.requires_grad and x.adjoint is not _VISITING:
+                    stack.append(x)
+    for n in found:
+        n.adjoint = None
+    return found
+
+
+_VISITING = object()
+
+
+class BackwardPass:
+    """One reverse-mode sweep from ``outputs``; iterate it to get :class:`Step` s.
+
+    Args:
+        outputs: the tensors to differentiate.
+        grad_outputs: their seeds (None: ones for a one-element output).
+        inputs: differentiate only with respect to these; everything that
+            cannot reach them is pruned.  None: every leaf that requires grad.
+        retain_graph: keep saved values for another pass (default: ``create_graph``).
+        create_graph: record the pass itself, for higher derivatives.
+        accumulate: add into ``.grad`` (``backward()``) or not (``grad()``).
+    """
+
+    def __init__(self, outputs: Tensor | Sequence[Tensor], grad_outputs: Any = None, *,
+                 inputs: Sequence[Tensor] | None = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, accumulate: bool = True) -> None:
+        outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+        if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray, float, int)):
+            seeds = [grad_outputs] + [None] * (len(outs) - 1)
+        else:
+            seeds = list(grad_outputs)
+        self.outputs = outs
+        self.create_graph = bool(create_graph)
+        self.retain_graph = self.create_graph if retain_graph is None else bool(retain_graph)
+        self.accumulate = accumulate
+        self.inputs = None if inputs is None else list(inputs)
+        self._seeds = [self._seed(i, o, g) for i, (o, g) in enumerate(zip(outs, seeds))]
+
+        nodes = _graph_of(outs)
+        nodes.sort(key=_by_seq, reverse=True)
+        self._all = nodes
+        if self.inputs is not None:
+            for x in self.inputs:
+                x.adjoint = None
+            nodes = self._towards(nodes, self.inputs)
+        self.order: list[Tensor] = nodes
+        self._needed = None if self.inputs is None else {id(n) for n in nodes}
+
+    def _seed(self, i: int, out: Tensor, g: Any) -> Any:
+        if not out.requires_grad:
+            raise AutogradError(f"element {i} of tensors does not require grad and does not "
+                                "have a grad_fn")
+        if g is None:
+            if out.data.size != 1:
+                raise AutogradError("grad can be implicitly created only for scalar outputs")
+            g = np.ones_like(out.data)
+        else:
+            g = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=out.dtype)
+            if g.shape != out.data.shape:
+                raise ShapeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
+                                 f"{Size(g.shape)!r} and output[{i}] has a shape of "
+                                 f"{Size(out.data.shape)!r}.")
+        return Tensor(g, dtype=g.dtype) if self.create_graph else g
+
+    @staticmethod
+    def _towards(order: list[Tensor], targets: Sequence[Tensor]) -> list[Tensor]:
+        """Keep the nodes from which a target can be reached (order: outputs first)."""
+        for t in targets:
+            if not t.requires_grad:
+                raise AutogradError("One of the differentiated Tensors does not require grad")
+        reaches = {id(t) for t in targets}
+        for n in reversed(order):  # inputs before the nodes that use them
+            if id(n) not in reaches:
+                for x in n.inputs:
+                    if id(x) in reaches:
+                        reaches.add(id(n))
+                        break
+        return [n for n in order if id(n) in reaches]
+
+    # -- what the stepper and renderer ask -------------------------------------------
+
+    def pruned(self) -> dict[Tensor, str]:
+        """Nodes below the outputs that receive no gradient in this pass, with the reason."""
+        needed = {id(n) for n in self.order}
+        reasons: dict[Tensor, str] = {}
+        for n in ancestors(self.outputs):
+            if id(n) in needed:
+                continue
+            why = prune_reason(n)
+            reasons[n] = why if why is not None else NOT_REQUESTED
+        return reasons
+
+    def __iter__(self) -> Iterator[Step]:
+        return self._walk()
+
+    def run(self) -> "BackwardPass":
+        """Run the pass to the end (what ``backward()`` does)."""
+        for _ in self._walk():
+            pass
+        return self
+
+    # -- the algorithm ------------------------------------------------------------------
+
+    def _walk(self) -> Iterator[Step]:
+        for n in self._all:
+            n.adjoint = None
+        for out, g in zip(self.outputs, self._seeds):
+            out.adjoint = g if out.adjoint is None else out.adjoint + g
+        create = self.create_graph
+        retain = self.retain_graph
+        needed = self._needed
+        targets = None if self.inputs is None else {id(t) for t in self.inputs}
+        prev_mode = _GradMode.enabled
+        _GradMode.enabled = create
+        try:
+            for index, n in enumerate(self.order):
+                g = n.adjoint
+                if g is None:  # not reached from the outputs (several outputs, pruned)
+                    continue
+                op = n.op
+                contributions = []
+                if op is not None and not n.is_leaf:
+                    if op.saves_tensors and n.saved is None:
+                        raise AutogradError(FREED)
+                    saved = op.pick_saved(n.inputs, n) if create else n.saved or ()
+                    params = n.params
+                    for i, x in enumerate(n.inputs):
+                        if not x.requires_grad or (needed is not None and id(x) not in needed):
+                            contributions.append((x, None))
+                            continue
+                        rule = op.vjp(i) if op.variadic else op.vjps[i]
+                        if rule is None:
+                            contributions.append((x, None))
+                            continue
+                        c = rule(g, *saved, **params)
+                        if c.shape != x.data.shape:
+                            c = fit_shape(c, x.data.shape)
+                        contributions.append((x, c))
+                        prev = x.adjoint
+                        x.adjoint = c if prev is None else prev + c
+                    if not retain:
+                        n.saved = None
+                accumulated = False
+                if self.accumulate and (n.is_leaf or n.retains_grad) and \
+                        (targets is None or id(n) in targets):
+                    self._accumulate(n, g)
+                    accumulated = True
+                yield Step(index, n, g, tuple(contributions), accumulated)
+        finally:
+            _GradMode.enabled = prev_mode
+
+    def _accumulate(self, n: Tensor, g: Any) -> None:
+        """Add ``g`` into ``n.grad``, keeping the grad tensor's identity as PyTorch does."""
+        if self.create_graph:
+            n._grad = g if n._grad is None else n._grad + g
+        elif n._grad is None:
+            n._grad = Tensor(g, dtype=g.dtype)
+        else:
+            n._grad.data = n._grad.data + g
+
+
+def backward(outputs: Tensor | Sequence[Tensor], grad_tensors: Any = None,
+             retain_graph: bool | None = None, create_graph: bool = False,
+             inputs: Sequence[Tensor] | None = None) -> None:
+    """Accumulate the gradients of ``outputs`` into the ``.grad`` of the leaves."""
+    BackwardPass(outputs, grad_tensors, inputs=inputs, retain_graph=retain_graph,
+                 create_graph=create_graph, accumulate=True).run()
+
+
+def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
+         grad_outputs: Any = None, retain_graph: bool | None = None,
+         create_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """d(outputs)/d(inputs) as a tuple, leaving every ``.grad`` untouched (``torch.autograd.grad``)."""
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    p = BackwardPass(outputs, grad_outputs, inputs=ins, retain_graph=retain_graph,
+                     create_graph=create_graph, accumulate=False).run()
+    result = []
+    for x in ins:
+        g = x.adjoint
+        if g is None:
+            if not allow_unused:
+                raise AutogradError(UNUSED)
+            result.append(None)
+        elif isinstance(g, Tensor):
+            result.append(g)
+        else:
+            result.append(Tensor(g, dtype=g.dtype))
+    del p
+    return tuple(result)

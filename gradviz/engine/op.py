@@ -1,0 +1,156 @@
+"""How an operation is defined: one :class:`Op` holds its forward, VJP and JVP.
+
+Every built-in operation (``gradviz/ops.py``) and every user-defined one goes
+through :func:`defop`, so the engine, the renderer and the stepper treat them
+all alike and never special-case an op.
+
+The derivative rules are written once and run in two modes:
+
+* on plain numpy arrays, for an ordinary backward pass (fast, nothing recorded);
+* on :class:`~gradviz.engine.tensor.Tensor` objects, when ``create_graph=True``,
+  so the backward pass is itself recorded and can be differentiated again.
+
+That works because a rule only uses Python operators, numpy-compatible
+methods (``.sum(axis=..., keepdims=True)``, ``.reshape``, ``.T``) and other
+``Op`` objects, which dispatch on their arguments: arrays in, arrays out;
+a tensor in, a recorded tensor out.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+# Tokens an op lists in ``saves``: which values its derivative rules need.
+# "x0", "x1", ... are its inputs, "out" its output, "shape0", ... an input's shape.
+Rule = Callable[..., Any]
+
+
+class Op:
+    """An operation of the tape: forward, per-input VJP and JVP rules.
+
+    Attributes:
+        name: short name used in expressions and diagrams (``"mul"``).
+        grad_fn: PyTorch's name of the backward node (``"MulBackward0"``).
+        symbol: how diagrams write it (``"*"``); defaults to ``name``.
+        forward: ``forward(*arrays, **params) -> ndarray``.
+        saves: the tokens of the values the rules need (see module notes).
+        vjps: one rule per input, ``vjp(g, *saved, **params)``: the contribution
+            this input receives, given the output's adjoint ``g``.  The engine
+            fits each contribution to the input's shape (un-broadcasting), so
+            rules never sum over broadcast axes themselves.  For ops with any
+            number of inputs (``concatenate``), a single rule
+            ``vjp(i, g, *saved, **params)`` instead.
+        jvps: one rule per input, ``jvp(t, *saved, **params)``: the output
+            tangent contributed by input tangent ``t``; contributions are summed.
+        differentiable: False for ops whose output never requires grad
+            (``detach``, comparisons); their edges are pruned.
+    """
+
+    __slots__ = ("name", "grad_fn", "symbol", "forward", "saves", "vjps", "jvps",
+                 "differentiable", "variadic", "doc", "_picks", "_saved_tensors", "pick_saved")
+
+    def __init__(self, name: str, forward: Callable[..., np.ndarray], *,
+                 grad_fn: str | None = None, symbol: str | None = None,
+                 saves: Sequence[str] = (), vjps: Sequence[Rule] | Rule | None = None,
+                 jvps: Sequence[Rule] | Rule | None = None, differentiable: bool = True,
+                 doc: str = "") -> None:
+        self.name = name
+        self.forward = forward
+        self.grad_fn = grad_fn or name.title().replace("_", "") + "Backward0"
+        self.symbol = symbol or name
+        self.saves = tuple(saves)
+        self.variadic = callable(vjps)
+        self.vjps = vjps
+        self.jvps = jvps
+        self.differentiable = differentiable and vjps is not None
+        self.doc = doc or (forward.__doc__ or "")
+        for token in self.saves:
+            if not (token == "out" or token[:1] == "x" and token[1:].isdigit()
+                    or token.startswith("shape") and token[5:].isdigit()):
+                raise ValueError(f"op {name!r}: unknown saved-value token {token!r}; "
+                                 "use 'x0', 'x1', ..., 'out' or 'shape0', ...")
+        # (kind, index) pairs, resolved once here rather than on every call.
+        self._picks = tuple(("out", 0) if t == "out" else
+                            ("shape", int(t[5:])) if t.startswith("shape") else
+                            ("x", int(t[1:])) for t in self.saves)
+        self._saved_tensors = any(kind != "shape" for kind, _ in self._picks)
+        self.pick_saved = _picker(self._picks)
+
+    def __repr__(self) -> str:
+        return f"<Op {self.name} ({self.grad_fn})>"
+
+    def __call__(self, *args: Any, **params: Any) -> Any:
+        """Apply the op: recorded on the tape if any argument is a Tensor, else plain numpy."""
+        for a in args:
+            if isinstance(a, _Tensor):
+                return _record(self, args, params)
+        return self.forward(*args, **params)
+
+    # -- what the engine asks of an op --------------------------------------
+
+    @property
+    def saves_tensors(self) -> bool:
+        """Whether the op keeps array values for backward (freed after a pass)."""
+        return self._saved_tensors
+
+    def vjp(self, i: int) -> Rule | None:
+        """The VJP rule of input ``i`` (None if the input gets no gradient)."""
+        if self.vjps is None:
+            return None
+        if self.variadic:
+            rule = self.vjps
+            return lambda g, *saved, **params: rule(i, g, *saved, **params)
+        return self.vjps[i]
+
+    def jvp(self, i: int) -> Rule | None:
+        """The JVP rule of input ``i`` (None if the op has no forward-mode rule)."""
+        if self.jvps is None:
+            return None
+        if callable(self.jvps):
+            rule = self.jvps
+            return lambda t, *saved, **params: rule(i, t, *saved, **params)
+        return self.jvps[i]
+
+
+def _picker(picks: tuple) -> Callable[[Sequence[Any], Any], tuple]:
+    """A function ``(inputs, out) -> saved values`` for an op's ``saves`` tokens.
+
+    Built once per op: the common patterns get a direct function because this
+    runs on every recorded operation.
+    """
+    if not picks:
+        return lambda inputs, out: ()
+    if picks == (("x", 0),):
+        return lambda inputs, out: (inputs[0],)
+    if picks == (("out", 0),):
+        return lambda inputs, out: (out,)
+    if picks == (("x", 0), ("x", 1)):
+        return lambda inputs, out: (inputs[0], inputs[1])
+
+    def pick(inputs: Sequence[Any], out: Any) -> tuple:
+        return tuple(out if kind == "out" else inputs[i].shape if kind == "shape" else inputs[i]
+                     for kind, i in picks)
+    return pick
+
+
+def defop(name: str, forward: Callable[..., np.ndarray], **spec: Any) -> Op:
+    """Define an operation; returns the callable :class:`Op`.
+
+    This is the public way to add your own op, the same one the built-ins use::
+
+        cube = gradviz.defop("cube", lambda x: x ** 3, saves=("x0",),
+                             vjps=(lambda g, x: g * 3 * x ** 2,),
+                             jvps=(lambda t, x: t * 3 * x ** 2,))
+        y = cube(gradviz.tensor(2.0, requires_grad=True))
+
+    Check a hand-written rule with ``gradviz.check(cube, x)`` (or the CLI's
+    ``gradviz check``), which compares it with central finite differences.
+    """
+    return Op(name, forward, **spec)
+
+
+# Bound late by gradviz.engine.tensor (which imports this module) to avoid a cycle.
+_Tensor: type = type(None)
+_record: Callable[[Op, tuple, dict], Any]

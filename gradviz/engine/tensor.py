@@ -1,0 +1,538 @@
+"""The Tensor: a numpy array that remembers how it was made.
+
+A tensor produced by an operation *is* a node of the tape: it holds the op,
+its input tensors, the op's parameters, what the op saved for backward, and
+(after a backward pass) its adjoint.  :mod:`gradviz.engine.tape` numbers these
+nodes ``v0, v1, ...`` in execution order; :mod:`gradviz.engine.backward` walks
+them in reverse.  Semantics follow PyTorch wherever a learner would notice.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+
+from gradviz.engine import op as _opmod
+from gradviz.errors import AutogradError, GradvizTypeError, ShapeError
+
+float32 = np.dtype(np.float32)
+float64 = np.dtype(np.float64)
+float16 = np.dtype(np.float16)
+int64 = np.dtype(np.int64)
+int32 = np.dtype(np.int32)
+bool_ = np.dtype(np.bool_)
+_DTYPE_NAMES = {float32: "float32", float64: "float64", float16: "float16",
+                int64: "int64", int32: "int32", bool_: "bool"}
+
+_seq = itertools.count()  # creation order: a node's inputs always have smaller seq
+
+
+class _GradMode:
+    enabled = True
+
+
+class no_grad:
+    """Context manager (and decorator) in which operations record no gradient path.
+
+    Results made inside are constants: diagrams show them pruned, "made under no_grad()".
+    """
+
+    def __enter__(self) -> None:
+        self._prev = _GradMode.enabled
+        _GradMode.enabled = False
+
+    def __exit__(self, *exc: Any) -> None:
+        _GradMode.enabled = self._prev
+
+    def __call__(self, fn):
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+        wrapper.__name__ = getattr(fn, "__name__", "wrapper")
+        wrapper.__doc__ = getattr(fn, "__doc__", None)
+        return wrapper
+
+
+@contextmanager
+def enable_grad() -> Iterator[None]:
+    """Re-enable recording inside a ``no_grad`` block."""
+    prev = _GradMode.enabled
+    _GradMode.enabled = True
+    try:
+        yield
+    finally:
+        _GradMode.enabled = prev
+
+
+def is_grad_enabled() -> bool:
+    return _GradMode.enabled
+
+
+class Size(tuple):
+    """A tensor's shape: a tuple that prints as PyTorch's ``torch.Size`` does."""
+
+    def __repr__(self) -> str:
+        return f"gradviz.Size({list(self)})"
+
+    def numel(self) -> int:
+        return int(np.prod(self, dtype=np.int64))
+
+
+class GradFn:
+    """What ``tensor.grad_fn`` returns: the backward node, named as PyTorch names it."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: "Tensor") -> None:
+        self.tensor = tensor
+
+    def name(self) -> str:
+        t = self.tensor
+        return "AccumulateGrad" if t.op is None else t.op.grad_fn
+
+    @property
+    def next_functions(self) -> tuple:
+        out = []
+        for x in self.tensor.inputs:
+            if not x.requires_grad:
+                out.append((None, 0))
+            else:
+                out.append((GradFn(x), 0))
+        return tuple(out)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, GradFn) and other.tensor is self.tensor
+
+    def __hash__(self) -> int:
+        return id(self.tensor)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object at {hex(id(self.tensor))}>"
+
+
+class Tensor:
+    """An n-dimensional array with automatic differentiation, as in PyTorch.
+
+    Tape fields (read by the renderer and stepper):
+        data: the forward value (a numpy array); kept for display after backward.
+        op: the :class:`~gradviz.engine.op.Op` that made it, or None for a leaf.
+        inputs: the input tensors of ``op``.
+        params: the op's non-tensor arguments (``axis``, ``shape``, ...).
+        saved: what ``op`` saved for backward; None once a backward pass freed it.
+        seq: creation counter; inputs always have a smaller ``seq``.
+        adjoint: d(output)/d(this) from the most recent backward pass, or None.
+        label: a user-facing name (``x``, ``loss``), set by ``name()`` or the CLI.
+        made_without_grad: it was made under ``no_grad()`` from inputs that required grad.
+    """
+
+    __slots__ = ("data", "op", "inputs", "params", "saved", "seq", "requires_grad",
+                 "is_leaf", "_grad", "adjoint", "label", "retains_grad",
+                 "made_without_grad", "__weakref__")
+    __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
+
+    def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
+        arr = _as_array(data, dtype)
+        if requires_grad and arr.dtype.kind not in "fc":
+            raise GradvizTypeError("only Tensors of floating point dtype can require gradients")
+        self.data = arr
+        self.op = None
+        self.inputs = ()
+        self.params = {}
+        self.saved = None
+        self.seq = next(_seq)
+        self.requires_grad = bool(requires_grad)
+        self.is_leaf = True
+        self._grad = None
+        self.adjoint = None
+        self.label = None
+        self.retains_grad = False
+        self.made_without_grad = False
+
+    # -- autograd surface -----------------------------------------------------
+
+    @property
+    def grad(self) -> "Tensor | None":
+        if not self.is_leaf and not self.retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being "
+                "accessed. Its .grad attribute won't be populated during "
+                "autograd.backward(). If you indeed want the .grad field to be "
+                "populated for a non-leaf Tensor, use .retain_grad() on the non-leaf "
+                "Tensor. If you access the non-leaf Tensor by mistake, make sure you "
+                "access the leaf Tensor instead.", UserWarning, stacklevel=2)
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: "Tensor | None") -> None:
+        self._grad = value
+
+    @property
+    def grad_fn(self) -> GradFn | None:
+        if self.op is None or not self.requires_grad or self.is_leaf:
+            return None
+        return GradFn(self)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if not self.is_leaf:
+            raise AutogradError(
+                "you can only change requires_grad flags of leaf variables. If you want "
+                "to use a computed variable in a subgraph that doesn't require "
+                "differentiation use var_no_grad = var.detach().")
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise GradvizTypeError("only Tensors of floating point dtype can require gradients")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def retain_grad(self) -> None:
+        if not self.requires_grad:
+            raise AutogradError("can't retain_grad on Tensor that has requires_grad=False")
+        if not self.is_leaf:
+            self.retains_grad = True
+
+    def backward(self, gradient: Any = None, retain_graph: bool | None = None,
+                 create_graph: bool = False, inputs: Sequence["Tensor"] | None = None) -> None:
+        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad."""
+        from gradviz.engine.backward import backward
+        backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
+                 inputs=inputs)
+
+    def detach(self) -> "Tensor":
+        """A new tensor with the same value, cut from the graph (gradients stop here)."""
+        return _ops().detach(self)
+
+    def name(self, label: str) -> "Tensor":
+        """Give this node a name for diagrams; returns self (``x = gv.arange(4.).name("x")``)."""
+        self.label = str(label)
+        return self
+
+    # -- array surface --------------------------------------------------------
+
+    @property
+    def shape(self) -> Size:
+        return Size(self.data.shape)
+
+    def size(self, dim: int | None = None):
+        return self.shape if dim is None else self.data.shape[dim]
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def __len__(self) -> int:
+        if self.data.ndim == 0:
+            raise GradvizTypeError("len() of a 0-d tensor")
+        return len(self.data)
+
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad:
+            raise AutogradError("Can't call numpy() on Tensor that requires grad. "
+                                "Use tensor.detach().numpy() instead.")
+        return self.data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise AutogradError(f"a Tensor with {self.data.size} elements cannot be "
+                                "converted to Scalar")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise AutogradError(f"Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.data.item())
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        return self.data if dtype is None else self.data.astype(dtype)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __iter__(self):
+        if self.data.ndim == 0:
+            raise GradvizTypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self.data)))
+
+    def __repr__(self) -> str:
+        from gradviz.engine.format import tensor_repr
+        return tensor_repr(self)
+
+    def zero_(self) -> "Tensor":
+        """Set every element to zero, in place (``x.grad.zero_()``)."""
+        self.data = np.zeros_like(self.data)
+        return self
+
+    def fill_(self, value: float) -> "Tensor":
+        self.data = np.full_like(self.data, value)
+        return self
+
+    def float(self) -> "Tensor":
+        return self.to(float32)
+
+    def double(self) -> "Tensor":
+        return self.to(float64)
+
+    def to(self, dtype: Any) -> "Tensor":
+        return _ops().cast(self, dtype=np.dtype(dtype))
+
+    def clone(self) -> "Tensor":
+        return _ops().identity(self)
+
+    def __copy__(self) -> "Tensor":
+        return self.clone()
+
+    # -- operators ------------------------------------------------------------
+
+    # Operators (+, *, <, ...) are bound to their ops at the end of gradviz.ops.
+
+    @property
+    def T(self) -> "Tensor":
+        return _ops().transpose(self, axes=None)
+
+    # Tensor methods that mirror module functions (x.sum(), x.sin(), ...) are
+    # attached by gradviz.ops, next to the ops' definitions.
+
+
+def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
+    """Convert user data to an array with PyTorch's default dtypes.
+
+    Python floats and float lists become float32 (as torch.tensor does); a numpy
+    array keeps its dtype; integers stay int64, booleans bool.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.array(data, dtype=np.dtype(dtype))
+    if isinstance(data, np.ndarray):
+        return data.copy()
+    if isinstance(data, np.generic):
+        return np.array(data)
+    arr = np.array(data)
+    if arr.dtype == np.float64:
+        return arr.astype(np.float32)
+    if arr.dtype.kind == "O":
+        raise GradvizTypeError(f"could not make a tensor from {type(data).__name__}: "
+                               "expected a number, a (nested) list of numbers or an array")
+    return arr
+
+
+def _freeze_index(index: Any) -> Any:
+    """Make an index hashable-ish and free of tensors (lists become arrays)."""
+    if isinstance(index, tuple):
+        return tuple(_freeze_index(i) for i in index)
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _constant_like(value: Any, ref: np.ndarray) -> "Tensor":
+    """Wrap a Python number or array operand as a constant leaf.
+
+    Python numbers take the dtype of the tensor they meet (``x * 2`` stays
+    float32), as PyTorch's wrapped numbers do.
+    """
+    if isinstance(value, (int, float, bool)) and not isinstance(value, np.ndarray):
+        kind = ref.dtype.kind
+        if kind in "fc":
+            dt = ref.dtype
+        elif isinstance(value, float):
+            dt = float32
+        elif isinstance(value, bool):
+            dt = bool_
+        else:
+            dt = ref.dtype if kind in "iu" else int64
+        t = Tensor.__new__(Tensor)
+        t.data = np.array(value, dtype=dt)
+    else:
+        t = Tensor.__new__(Tensor)
+        t.data = value.copy() if isinstance(value, np.ndarray) else _as_array(value)
+    t.op = None
+    t.inputs = ()
+    t.params = {}
+    t.saved = None
+    t.seq = next(_seq)
+    t.requires_grad = False
+    t.is_leaf = True
+    t._grad = None
+    t.adjoint = None
+    t.label = None
+    t.retains_grad = False
+    t.made_without_grad = False
+    return t
+
+
+def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
+    """Run ``op`` on tensors and append the result to the tape as a new node.
+
+    This runs once per operation, so it is written for speed: one- and
+    two-input ops take a direct path.
+    """
+    if len(args) == 2:
+        a, b = args
+        if not isinstance(a, Tensor):
+            a = _constant_like(a, b.data)
+        elif not isinstance(b, Tensor):
+            b = _constant_like(b, a.data)
+        inputs = (a, b)
+        arrays = (a.data, b.data)
+        wants = a.requires_grad or b.requires_grad
+    elif len(args) == 1 and isinstance(args[0], Tensor):
+        inputs = args
+        arrays = (args[0].data,)
+        wants = args[0].requires_grad
+    else:
+        ref = next((a.data for a in args if isinstance(a, Tensor)), np.zeros(0, np.float32))
+        inputs = tuple(a if isinstance(a, Tensor) else _constant_like(a, ref) for a in args)
+        arrays = tuple(x.data for x in inputs)
+        wants = any(x.requires_grad for x in inputs)
+    try:
+        out = op.forward(*arrays, **params)
+    except (ValueError, IndexError) as exc:
+        shapes = " and ".join(str(tuple(x.shape)) for x in arrays)
+        raise ShapeError(f"{op.name}: cannot apply to shapes {shapes}: {exc}") from None
+    if type(out) is not np.ndarray:
+        out = np.asarray(out)
+    t = _new(Tensor)
+    t.data = out
+    t.op = op
+    t.inputs = inputs
+    t.params = params
+    t.seq = next(_seq)
+    requires = wants and op.differentiable
+    if requires and not _GradMode.enabled:
+        requires = False
+        t.made_without_grad = True
+    else:
+        t.made_without_grad = False
+    t.requires_grad = requires
+    t.is_leaf = not requires
+    t.saved = op.pick_saved(arrays, out) if requires else None
+    t._grad = None
+    t.adjoint = None
+    t.label = None
+    t.retains_grad = False
+    return t
+
+
+_new = object.__new__
+
+
+def _ops():
+    from gradviz import ops
+    return ops
+
+
+_opmod._Tensor = Tensor
+_opmod._record = record
+
+
+# -- creation -------------------------------------------------------------------
+
+def tensor(data: Any, requires_grad: bool = False, dtype: Any = None) -> Tensor:
+    """Make a leaf tensor (``gradviz.tensor([1., 2.], requires_grad=True)``)."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def as_tensor(data: Any, dtype: Any = None) -> Tensor:
+    """``data`` itself if it is already a Tensor, else a new constant tensor."""
+    if isinstance(data, Tensor) and (dtype is None or data.dtype == np.dtype(dtype)):
+        return data
+    return Tensor(data, dtype=dtype)
+
+
+def _factory(arr: np.ndarray, dtype: Any, requires_grad: bool) -> Tensor:
+    if dtype is not None:
+        arr = arr.astype(np.dtype(dtype))
+    elif arr.dtype == np.float64:
+        arr = arr.astype(np.float32)
+    t = Tensor.__new__(Tensor)
+    Tensor.__init__(t, arr, requires_grad=requires_grad, dtype=arr.dtype)
+    return t
+
+
+def _sizes(size: Sequence[Any]) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        return tuple(size[0])
+    return tuple(size)
+
+
+def arange(start: float, end: float | None = None, step: float = 1, *, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    """Evenly spaced values in [start, end); integers unless any bound is a float, as in PyTorch."""
+    if end is None:
+        start, end = 0, start
+    arr = np.arange(start, end, step)
+    if arr.dtype.kind == "i":
+        arr = arr.astype(np.int64)
+    return _factory(arr, dtype, requires_grad)
+
+
+def linspace(start: float, end: float, steps: int, *, dtype: Any = None,
+             requires_grad: bool = False) -> Tensor:
+    return _factory(np.linspace(start, end, int(steps)), dtype, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(np.ones(_sizes(size)), dtype, requires_grad)
+
+
+def zeros(*size: Any, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(np.zeros(_sizes(size)), dtype, requires_grad)
+
+
+def full(size: Sequence[int], fill_value: float, *, dtype: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    return _factory(np.full(tuple(size), float(fill_value)), dtype, requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(np.ones_like(as_tensor(t).data), dtype, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return _factory(np.zeros_like(as_tensor(t).data), dtype, requires_grad)
+
+
+_rng = np.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed gradviz's random generator (``randn``), for reproducible runs."""
+    global _rng
+    _rng = np.random.default_rng(int(seed))
+
+
+def randn(*sizes: Any, size: Sequence[int] | None = None, dtype: Any = None,
+          requires_grad: bool = False) -> Tensor:
+    """Standard normal samples; ``randn(size=())`` gives a scalar, as in the lesson."""
+    shape = tuple(size) if size is not None else _sizes(sizes)
+    return _factory(_rng.standard_normal(shape), dtype, requires_grad)
+
+
+def rand(*sizes: Any, size: Sequence[int] | None = None, dtype: Any = None,
+         requires_grad: bool = False) -> Tensor:
+    shape = tuple(size) if size is not None else _sizes(sizes)
+    return _factory(_rng.random(shape), dtype, requires_grad)

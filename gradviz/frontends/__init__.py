@@ -1,0 +1,1 @@
+"""Front ends: ways of describing a computation for gradviz to draw (the CLI expression language, ...)."""

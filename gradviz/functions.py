@@ -1,0 +1,254 @@
+"""The public functions (``gradviz.sin``, ``gradviz.sum``, ...) and matching Tensor methods.
+
+They accept what a PyTorch user passes (``dim`` or ``axis``, ``keepdim`` or
+``keepdims``, lists or numbers for tensors), normalise it, and call the op from
+:mod:`gradviz.ops`.  Nothing here knows a derivative.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from gradviz import ops
+from gradviz.engine.tensor import Tensor, as_tensor
+from gradviz.errors import ShapeError
+
+_builtin_sum = sum
+
+
+def _t(x: Any) -> Tensor:
+    return x if isinstance(x, Tensor) else as_tensor(x)
+
+
+def _axes(x: Tensor, axis: Any) -> tuple | None:
+    """Normalise an axis argument to a sorted tuple of non-negative ints (or None)."""
+    if axis is None:
+        return None
+    items = axis if isinstance(axis, (tuple, list)) else (axis,)
+    nd = x.ndim
+    out = []
+    for a in items:
+        a = int(a)
+        if not -max(nd, 1) <= a < max(nd, 1):
+            raise ShapeError(f"Dimension out of range (expected to be in range of "
+                             f"[{-max(nd, 1)}, {max(nd, 1) - 1}], but got {a})")
+        out.append(a % nd if nd else 0)
+    return tuple(sorted(set(out))) if nd else None
+
+
+def _axis_kw(axis: Any, dim: Any) -> Any:
+    return dim if axis is None else axis
+
+
+def _binary_shapes(name: str, a: Tensor, b: Tensor) -> None:
+    try:
+        np.broadcast_shapes(a.shape, b.shape)
+    except ValueError:
+        raise ShapeError(f"{name}: the size of tensor a {tuple(a.shape)} must match the size of "
+                         f"tensor b {tuple(b.shape)} (or be broadcastable to it)") from None
+
+
+# -- elementwise ----------------------------------------------------------------------
+
+def add(a: Any, b: Any) -> Tensor: return ops.add(_t(a), b)
+def sub(a: Any, b: Any) -> Tensor: return ops.sub(_t(a), b)
+def mul(a: Any, b: Any) -> Tensor: return ops.mul(_t(a), b)
+def div(a: Any, b: Any) -> Tensor: return ops.div(_t(a), b)
+def pow(a: Any, b: Any) -> Tensor: return ops.pow(_t(a), b)
+def neg(x: Any) -> Tensor: return ops.neg(_t(x))
+def sin(x: Any) -> Tensor: return ops.sin(_t(x))
+def cos(x: Any) -> Tensor: return ops.cos(_t(x))
+def tan(x: Any) -> Tensor: return ops.tan(_t(x))
+def exp(x: Any) -> Tensor: return ops.exp(_t(x))
+def log(x: Any) -> Tensor: return ops.log(_t(x))
+def sqrt(x: Any) -> Tensor: return ops.sqrt(_t(x))
+def abs(x: Any) -> Tensor: return ops.abs(_t(x))
+def tanh(x: Any) -> Tensor: return ops.tanh(_t(x))
+def sigmoid(x: Any) -> Tensor: return ops.sigmoid(_t(x))
+def relu(x: Any) -> Tensor: return ops.relu(_t(x))
+def sign(x: Any) -> Tensor: return ops.sign(_t(x))
+def detach(x: Any) -> Tensor: return ops.detach(_t(x))
+def clone(x: Any) -> Tensor: return ops.identity(_t(x))
+
+
+def where(condition: Any, a: Any, b: Any) -> Tensor:
+    """``a`` where ``condition`` holds, else ``b``; the gradient flows to the branch taken."""
+    cond = _t(condition)
+    if cond.dtype != np.bool_:
+        cond = ops.ne(cond, 0)
+    return ops.where(cond, a, b)
+
+
+# -- reductions -----------------------------------------------------------------------
+
+def sum(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+        keepdim: bool = False) -> Tensor:
+    x = _t(x)
+    return ops.sum(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+
+
+def mean(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+         keepdim: bool = False) -> Tensor:
+    x = _t(x)
+    return ops.mean(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+        keepdim: bool = False) -> Tensor:
+    """Largest element (over ``axis``); ties share the gradient equally."""
+    x = _t(x)
+    return ops.max(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+        keepdim: bool = False) -> Tensor:
+    x = _t(x)
+    return ops.min(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+
+
+def norm(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+         keepdim: bool = False, p: Any = "fro") -> Tensor:
+    """The Euclidean (Frobenius) norm, over all elements or over ``axis``."""
+    if p not in ("fro", 2, 2.0):
+        raise ShapeError(f"norm: only the 2-norm is supported, got p={p!r}")
+    x = _t(x)
+    return ops.norm(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+
+
+# -- products -------------------------------------------------------------------------
+
+def dot(a: Any, b: Any) -> Tensor:
+    """Inner product of two 1-D tensors of the same length (``torch.dot``)."""
+    a, b = _t(a), _t(b)
+    if a.ndim != 1 or b.ndim != 1:
+        raise ShapeError(f"dot: 1D tensors expected, but got {a.ndim}D and {b.ndim}D tensors")
+    if a.shape != b.shape:
+        raise ShapeError(f"dot: inconsistent tensor size, expected tensor [{a.shape[0]}] and "
+                         f"src [{b.shape[0]}] to have the same number of elements")
+    return ops.dot(a, b)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    a, b = _t(a), _t(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError("matmul: both arguments to matmul need to be at least 1D, but they are "
+                         f"{a.ndim}D and {b.ndim}D")
+    k_a = a.shape[-1]
+    k_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if k_a != k_b:
+        raise ShapeError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be "
+                         f"multiplied ({k_a} != {k_b})")
+    return ops.matmul(a, b)
+
+
+mm = matmul
+
+# -- shapes ---------------------------------------------------------------------------
+
+def transpose(x: Any, dim0: int | None = None, dim1: int | None = None) -> Tensor:
+    """Swap two axes (``transpose(x, 0, 1)``); with no axes, reverse them all (``x.T``)."""
+    x = _t(x)
+    if dim0 is None and dim1 is None:
+        return ops.transpose(x, axes=None)
+    perm = list(range(x.ndim))
+    d0, d1 = (_axes(x, dim0) or (0,))[0], (_axes(x, dim1) or (0,))[0]
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return ops.transpose(x, axes=tuple(perm))
+
+
+def permute(x: Any, *dims: Any) -> Tensor:
+    x = _t(x)
+    if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
+        dims = tuple(dims[0])
+    return ops.transpose(x, axes=tuple(int(d) % x.ndim for d in dims))
+
+
+def reshape(x: Any, *shape: Any) -> Tensor:
+    x = _t(x)
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    shape = tuple(int(s) for s in shape)
+    return ops.reshape(x, shape=_reshape_target(shape, x.numel()))
+
+
+def _reshape_target(shape: tuple, size: int) -> tuple:
+    """``shape`` with a -1 resolved, or a ShapeError if ``size`` elements do not fit it."""
+    known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
+    if shape.count(-1) == 1 and known and size % known == 0:
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if shape.count(-1) or any(s < 0 for s in shape) or \
+            int(np.prod(shape, dtype=np.int64)) != size:
+        raise ShapeError(f"reshape: shape {list(shape)} is invalid for input of size {size}")
+    return shape
+
+
+view = reshape
+
+
+def flatten(x: Any) -> Tensor:
+    return reshape(x, -1)
+
+
+def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
+    x = _t(x)
+    try:
+        np.broadcast_shapes(x.shape, tuple(shape))
+    except ValueError:
+        raise ShapeError(f"expand: shape {tuple(x.shape)} cannot be broadcast to "
+                         f"{tuple(shape)}") from None
+    return ops.broadcast_to(x, shape=tuple(int(s) for s in shape))
+
+
+def concatenate(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    ts = [_t(t) for t in tensors]
+    if not ts:
+        raise ShapeError("concatenate: expected a non-empty list of Tensors")
+    ax = _axes(ts[0], dim if dim is not None else axis)[0]
+    return ops.concatenate(*ts, axis=ax, sizes=tuple(t.shape[ax] for t in ts))
+
+
+cat = concatenate
+
+
+def stack(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:
+    ts = [_t(t) for t in tensors]
+    if not ts:
+        raise ShapeError("stack: expected a non-empty list of Tensors")
+    if any(t.shape != ts[0].shape for t in ts):
+        raise ShapeError("stack: expects each tensor to be equal size, but got "
+                         + ", ".join(str(list(t.shape)) for t in ts))
+    a = dim if dim is not None else axis
+    a = int(a) % (ts[0].ndim + 1)
+    return ops.stack(*ts, axis=a, count=len(ts))
+
+
+# -- Tensor methods, mirroring the functions ----------------------------------------------
+
+_METHODS = {
+    "sin": sin, "cos": cos, "tan": tan, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs,
+    "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "sign": sign, "neg": neg,
+    "sum": sum, "mean": mean, "max": max, "min": min, "norm": norm, "dot": dot,
+    "matmul": matmul, "mm": matmul, "transpose": transpose, "permute": permute,
+    "reshape": reshape, "view": reshape, "flatten": flatten, "expand_as": None,
+    "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow,
+}
+for _name, _fn in _METHODS.items():
+    if _fn is not None:
+        setattr(Tensor, _name, _fn)
+Tensor.expand = lambda self, *shape: broadcast_to(  # type: ignore[attr-defined]
+    self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
+Tensor.expand_as = lambda self, other: broadcast_to(self, other.shape)  # type: ignore[attr-defined]
+
+# The names the CLI's expression language may call (and ``x.name()`` methods).
+EXPRESSION_FUNCTIONS = {
+    "sin": sin, "cos": cos, "tan": tan, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs,
+    "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "sum": sum, "mean": mean, "max": max,
+    "min": min, "norm": norm, "dot": dot, "matmul": matmul, "transpose": transpose,
+    "reshape": reshape, "detach": detach, "where": where, "concatenate": concatenate,
+    "cat": concatenate, "stack": stack, "clone": clone, "broadcast_to": broadcast_to,
+}
+EXPRESSION_METHODS = ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sigmoid",
+                      "relu", "sum", "mean", "max", "min", "norm", "dot", "matmul", "transpose",
+                      "reshape", "detach", "clone", "permute", "flatten", "view")

@@ -1,0 +1,1 @@
+"""Turning computation graphs into DOT source and rendered diagrams."""

