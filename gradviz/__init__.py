@@ -39,8 +39,5 @@ def tape(*outputs: Tensor) -> Tape:
     """The tape behind ``outputs``: its nodes in execution order, numbered v0, v1, ..."""
     return Tape(list(outputs))
 
-
-def render(output, path=None, **options):
-    """Draw ``output``'s graph with values and adjoints; see :func:`gradviz.render.render`."""
-    from gradviz.render import render as _render
-    return _render(output, path, **options)
+# Bound after the subpackage import, so ``gradviz.render`` is the function.
+from gradviz.render import draw, render  # noqa: E402

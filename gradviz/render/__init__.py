@@ -1,1 +1,179 @@
-"""Turning computation graphs into DOT source and rendered diagrams."""
+"""Diagrams of a computation graph, annotated with forward values and adjoints.
+
+:func:`draw` reads the tape behind an output, runs the engine's backward pass
+(without touching any ``.grad``) to learn each node's adjoint and what flowed
+along each edge, and builds a ``graphviz.Digraph``.  :func:`render` does that
+and writes the file; both renderers (system ``dot`` or the embedded
+WebAssembly Graphviz) take the same DOT source.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from gradviz.engine.backward import BackwardPass, Step
+from gradviz.engine.tape import Tape
+from gradviz.engine.tensor import Tensor
+from gradviz.errors import GradvizValueError, RenderError
+from gradviz.render.backends import FORMATS, render_dot
+from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, to_digraph
+from gradviz.render.model import GraphView, build_view
+from gradviz.render.values import has_nonfinite
+
+__all__ = ["Drawing", "draw", "render", "render_svg", "write_atomic", "format_from_path"]
+
+
+@dataclass
+class Drawing:
+    """A drawn graph: the Digraph, what it shows, and what the user should be told."""
+
+    digraph: Any
+    view: GraphView
+    tape: Tape
+    steps: list[Step] | None
+    notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return self.digraph.source
+
+    def pipe(self, fmt: str = "svg", renderer: str = "auto") -> bytes:
+        return render_dot(self.source, fmt, renderer)
+
+    def _repr_svg_(self) -> str:
+        return self.pipe("svg").decode("utf-8")
+
+
+def _freed(tape: Tape) -> bool:
+    return any(n.op is not None and n.requires_grad and not n.is_leaf and n.op.saves_tensors
+               and n.saved is None for n in tape.nodes)
+
+
+def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
+         edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
+         legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
+         max_elems: int = 6, title: str | None = None, backprop: bool = True) -> Drawing:
+    """Build the diagram of ``output``'s graph.
+
+    Args:
+        wrt: differentiate only with respect to these; other branches are drawn pruned.
+        show: ``"structure"`` (op names and shapes: the formula before values),
+            ``"values"`` (forward values too) or ``"all"`` (values and adjoints).
+        edge_labels: ``"contribution"`` (what flowed back along each edge),
+            ``"jacobian"`` (the shape of the local Jacobian), ``"none"``, or
+            ``"auto"`` (contributions for graphs of up to 60 boxes).
+        rankdir: ``"BT"`` (inputs at the bottom, as in the lesson), ``"TB"``, ``"LR"``, ``"RL"``.
+        theme: ``"light"``, ``"dark"`` or ``"print"`` (grey-scale).
+        roll: roll repeated runs of an op (a loop's ``b = b * 2``) into one box.
+        max_nodes: beyond this many boxes the graph is rolled, then trimmed.
+        backprop: run a backward pass to show adjoints (default); otherwise
+            show the adjoints of the most recent ``backward()``.
+    """
+    _check_choice("show", show, SHOW)
+    _check_choice("edge_labels", edge_labels, EDGE_LABELS)
+    _check_choice("rankdir", rankdir.upper(), RANKDIRS)
+    _check_choice("theme", theme, tuple(THEMES))
+    if not isinstance(output, Tensor):
+        raise GradvizValueError(f"render expects a Tensor, got {type(output).__name__}")
+    tape = Tape(output)
+    notes: list[str] = []
+    steps: list[Step] | None = None
+    pruned: dict[Tensor, str] = {}
+    if show == "all" and output.requires_grad and backprop and not _freed(tape):
+        seed = None
+        if output.data.size != 1:
+            seed = np.ones_like(output.data)
+            notes.append(f"seed: ones, as {tape.name(output)}.sum().backward()")
+        bp = BackwardPass(output, seed, inputs=list(wrt) if wrt else None, retain_graph=True,
+                          accumulate=False)
+        steps = list(bp)
+        pruned = bp.pruned()
+    elif show == "all" and output.requires_grad and backprop:
+        notes.append("adjoints from the last backward(); edge contributions need the graph "
+                     "kept: backward(retain_graph=True)")
+    elif show == "all" and not output.requires_grad:
+        notes.append(f"{tape.name(output)} does not require grad: there is nothing to differentiate")
+    view = build_view(tape, steps, pruned, roll=roll, max_nodes=max_nodes)
+    notes = notes + view.notes
+    warnings = []
+    bad = [v.name for v in view.nodes if has_nonfinite(v.value)
+           or (v.adjoint is not None and has_nonfinite(np.asarray(v.adjoint)))]
+    if bad:
+        warnings.append("non-finite values (nan or inf) in " + ", ".join(bad[:8])
+                        + (" ..." if len(bad) > 8 else ""))
+    style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
+                  legend=legend, precision=precision, max_elems=max_elems, title=title)
+    digraph = to_digraph(view, style, tape.name(output), notes)
+    return Drawing(digraph, view, tape, steps, notes, warnings)
+
+
+def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise GradvizValueError(f"{what} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def format_from_path(path: str | os.PathLike | None, fmt: str | None) -> str:
+    """The output format: ``fmt`` if given, else the path's extension, else svg."""
+    if fmt:
+        fmt = fmt.lower()
+    elif path not in (None, "-") and Path(str(path)).suffix:
+        fmt = Path(str(path)).suffix[1:].lower()
+        if fmt == "gv":
+            fmt = "dot"
+    else:
+        fmt = "svg"
+    if fmt not in FORMATS:
+        raise GradvizValueError(f"unknown output format {fmt!r}: choose one of "
+                                f"{', '.join(FORMATS)} (by -f or the file extension)")
+    return fmt
+
+
+def write_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise RenderError(f"cannot write {target}: {exc.strerror or exc} "
+                          f"(is the folder {directory} there and writable?)") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except OSError as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise RenderError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def render(output: Tensor, path: str | os.PathLike | None = None, *, format: str | None = None,
+           renderer: str = "auto", **options: Any) -> Any:
+    """Draw ``output``'s graph and, if ``path`` is given, write it there; returns the Digraph.
+
+    The format comes from ``format`` or ``path``'s extension (svg, png, pdf,
+    dot, json).  Other options are those of :func:`draw`.
+    """
+    drawing = draw(output, **options)
+    if path is not None:
+        fmt = format_from_path(path, format)
+        data = drawing.source.encode("utf-8") if fmt == "dot" else \
+            render_dot(drawing.source, fmt, renderer)
+        write_atomic(path, data)
+    return drawing.digraph
+
+
+def render_svg(tape_or_tensor: Tape | Tensor, **options: Any) -> str:
+    """The SVG text of a tape's (or tensor's) diagram, for notebooks."""
+    out = tape_or_tensor.outputs[0] if isinstance(tape_or_tensor, Tape) else tape_or_tensor
+    return draw(out, **options).pipe("svg").decode("utf-8")

@@ -15,10 +15,10 @@ otherwise.
 Compiling the WebAssembly to machine code costs about half a second, so the
 compiled module is kept in a per-user cache directory (``$GRADVIZ_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/gradviz``, else ``~/.cache/gradviz``) and later
-processes load it in a few milliseconds.  The cache file carries a SHA-256 of
-its contents, is written atomically, and anything wrong with it (unwritable
-directory, truncated or altered file, other wasmtime version) silently falls
-back to compiling.
+processes load it in a few milliseconds.  A cache file is named after the
+SHA-256 of its contents (checked before wasmtime maps it), is written
+atomically, and anything wrong with it (unwritable directory, truncated or
+altered file, other wasmtime version) silently falls back to compiling.
 
 ``wasmtime`` and ``graphviz`` are imported only when a graph is rendered, so
 importing this module stays cheap.
@@ -92,7 +92,7 @@ def embedded_available() -> bool:
 
 
 def _needs_dot(fmt: str) -> str:
-    others = ", ".join(f for f in EMBEDDED_FORMATS[:-1]) + " or " + EMBEDDED_FORMATS[-1]
+    others = ", ".join(EMBEDDED_FORMATS[:-1]) + " or " + EMBEDDED_FORMATS[-1]
     return (
         f"{fmt.upper()} output needs the Graphviz program `dot`, which is not installed: "
         f"install it ({_INSTALL_GRAPHVIZ}) or choose -f {others}."

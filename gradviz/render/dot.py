@@ -1,0 +1,246 @@
+"""Draw a :class:`~gradviz.render.model.GraphView` as a Graphviz digraph.
+
+Labels are Graphviz *records* with plain text, never HTML-like labels: the
+embedded (WebAssembly) Graphviz has no HTML labels, and both renderers must
+show the same information.  Every piece of user text is escaped for records
+and DOT here, in one place, so ``{ } | < > " & \\`` render as typed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradviz.render.model import CONSTANT, LEAF, OP, OUTPUT, PRUNED, EdgeView, GraphView, NodeView
+from gradviz.render.values import format_array, format_shape, jacobian_shape
+
+SHOW = ("structure", "values", "all")
+EDGE_LABELS = ("auto", "contribution", "jacobian", "none")
+RANKDIRS = ("BT", "TB", "LR", "RL")
+AUTO_EDGE_LABEL_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class Theme:
+    background: str
+    font: str
+    edge: str
+    flow: str        # colour of what flowed back (adjoints, edge contributions)
+    muted: str
+    styles: dict     # kind -> node attributes
+
+
+_BASE = {"shape": "record", "style": "filled,rounded", "penwidth": "1.2"}
+
+THEMES = {
+    "light": Theme(
+        background="white", font="#1f2937", edge="#4b5563", flow="#b91c1c", muted="#9ca3af",
+        styles={
+            LEAF: {"fillcolor": "#dbeafe", "color": "#1d4ed8", "penwidth": "2"},
+            CONSTANT: {"fillcolor": "#f3f4f6", "color": "#6b7280"},
+            OP: {"fillcolor": "#fffbeb", "color": "#b45309"},
+            OUTPUT: {"fillcolor": "#dcfce7", "color": "#15803d", "penwidth": "2.5"},
+            PRUNED: {"fillcolor": "#f9fafb", "color": "#9ca3af", "fontcolor": "#9ca3af",
+                     "style": "filled,rounded,dashed"},
+        }),
+    "dark": Theme(
+        background="#111827", font="#e5e7eb", edge="#9ca3af", flow="#fca5a5", muted="#6b7280",
+        styles={
+            LEAF: {"fillcolor": "#1e3a8a", "color": "#93c5fd", "penwidth": "2"},
+            CONSTANT: {"fillcolor": "#374151", "color": "#9ca3af"},
+            OP: {"fillcolor": "#422006", "color": "#fbbf24"},
+            OUTPUT: {"fillcolor": "#14532d", "color": "#86efac", "penwidth": "2.5"},
+            PRUNED: {"fillcolor": "#1f2937", "color": "#6b7280", "fontcolor": "#6b7280",
+                     "style": "filled,rounded,dashed"},
+        }),
+    # Grey-scale, told apart by line weight and pattern: legible on paper and projectors.
+    "print": Theme(
+        background="white", font="black", edge="black", flow="black", muted="#777777",
+        styles={
+            LEAF: {"fillcolor": "#e0e0e0", "color": "black", "penwidth": "2.5"},
+            CONSTANT: {"fillcolor": "white", "color": "black", "style": "rounded"},
+            OP: {"fillcolor": "white", "color": "black"},
+            OUTPUT: {"fillcolor": "#c0c0c0", "color": "black", "penwidth": "2.5",
+                     "peripheries": "2"},
+            PRUNED: {"fillcolor": "white", "color": "#777777", "fontcolor": "#777777",
+                     "style": "rounded,dashed"},
+        }),
+}
+
+LEGEND = {
+    LEAF: "input (requires grad)",
+    CONSTANT: "constant",
+    OP: "operation",
+    OUTPUT: "output",
+    PRUNED: "pruned: no gradient",
+}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How to draw: what nodes show, edge labels, layout and theme."""
+
+    show: str = "all"
+    edge_labels: str = "auto"
+    rankdir: str = "BT"
+    theme: str = "light"
+    legend: bool = True
+    precision: int = 4
+    max_elems: int = 6
+    title: str | None = None
+    font: str = "Helvetica"
+    mono: str = "Courier"
+
+
+def escape_record(text: str) -> str:
+    """Escape text for a record label field (and the DOT string around it)."""
+    out = []
+    for ch in text:
+        if ch in '\\{}|<>" ':  # record syntax; escaped spaces keep alignment
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\l")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def escape_text(text: str) -> str:
+    """Escape text for a plain (non-record) DOT string: quotes, backslashes, newlines."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _field(text: str) -> str:
+    """A record field of left-aligned lines."""
+    return escape_record(text) + "\\l"
+
+
+def node_label(v: NodeView, output_name: str, style: Style) -> str:
+    """The record label of a node: title, shape, value, adjoint (by ``style.show``)."""
+    title = v.name if not v.formula else f"{v.name} = {v.formula}"
+    if v.kind == PRUNED and v.nodes[-1].op is not None and not v.nodes[-1].op.differentiable:
+        title += "   (no gradient)"
+    fields = [escape_record(title) + (f"\\n{escape_record(v.grad_fn)}" if v.grad_fn else "")]
+    fields.append(escape_record(format_shape(v.value)))
+    if style.show in ("values", "all"):
+        fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
+                                                              style.max_elems), 7)))
+    if style.show == "all":
+        head = f"∂{output_name}/∂{v.name if v.repeat == 1 else v.nodes[-1].label or v.id}"
+        if v.adjoint is None:
+            fields.append(_field(f"{head}  not computed"))
+        else:
+            fields.append(_field(f"{head}  " + _indent(
+                format_array(np.asarray(v.adjoint), style.precision, style.max_elems),
+                len(head) + 2)))
+    body = "|".join(fields)
+    return "{" + body + "}" if style.rankdir in ("BT", "TB") else body
+
+
+def _indent(text: str, width: int) -> str:
+    return text.replace("\n", "\n" + " " * width)
+
+
+def node_tooltip(v: NodeView, style: Style) -> str:
+    lines = [f"{v.name} ({v.id})" + (f" = {v.formula}" if v.formula else "")]
+    if v.grad_fn:
+        lines.append(f"grad_fn: {v.grad_fn}")
+    lines.append(f"shape: {format_shape(v.value)}")
+    lines.append("value: " + format_array(v.value, 6, 12))
+    if v.adjoint is not None:
+        lines.append("adjoint: " + format_array(np.asarray(v.adjoint), 6, 12))
+    if v.reason:
+        lines.append(f"no gradient: {v.reason}")
+    if v.repeat > 1:
+        lines.append(f"{v.repeat} repeated nodes rolled into one ({v.id})")
+    return "\n".join(lines)
+
+
+def edge_label(e: EdgeView, mode: str, style: Style) -> str:
+    if mode == "contribution":
+        if e.contribution is None:
+            return ""
+        return format_array(np.asarray(e.contribution), style.precision, style.max_elems)
+    if mode == "jacobian":
+        return jacobian_shape(np.empty(e.output_shape), np.empty(e.input_shape))
+    return ""
+
+
+def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]) -> Any:
+    """Build the ``graphviz.Digraph`` for ``view``."""
+    import graphviz
+
+    theme = THEMES[style.theme]
+    g = graphviz.Digraph("gradviz")
+    label_lines = [t for t in [style.title] + notes if t]
+    g.attr(rankdir=style.rankdir, bgcolor=theme.background, fontname=style.font,
+           fontcolor=theme.font, nodesep="0.35", ranksep="0.45", labelloc="t",
+           fontsize="13")
+    if label_lines:
+        g.attr(label=graphviz.nohtml(escape_text("\n".join(label_lines))))
+    g.attr("node", fontname=style.mono, fontsize="11", fontcolor=theme.font, **_BASE)
+    g.attr("edge", color=theme.edge, fontname=style.mono, fontsize="10",
+           fontcolor=theme.flow, arrowsize="0.7")
+
+    mode = style.edge_labels
+    if mode == "auto":
+        mode = "contribution" if len(view.nodes) <= AUTO_EDGE_LABEL_LIMIT else "none"
+    if style.show != "all" and mode == "contribution":
+        mode = "none"
+
+    for v in view.nodes:
+        attrs = dict(theme.styles[v.kind])
+        if v.kind == OUTPUT and v.reason:
+            attrs.update(theme.styles[PRUNED])
+            attrs["penwidth"] = "2.5"
+        g.node(v.id, graphviz.nohtml(node_label(v, output_name, style)), id=v.id,
+               tooltip=graphviz.nohtml(escape_text(node_tooltip(v, style))), **attrs)
+    for i, e in enumerate(view.edges):
+        attrs = {"id": f"e{i}"}
+        text = edge_label(e, mode, style)
+        if text:
+            attrs["label"] = graphviz.nohtml(escape_text(text))
+        if e.pruned:
+            attrs.update(style="dashed", color=theme.muted, fontcolor=theme.muted)
+        if e.cut:
+            attrs.update(arrowhead="tee")
+        tip = f"{e.src} → {e.dst} (input {e.slot})"
+        if e.contribution is not None:
+            tip += "\ncontribution to the adjoint of " + e.src + ": " + format_array(
+                np.asarray(e.contribution), 6, 12)
+        elif e.cut:
+            tip += "\nno gradient flows through this op"
+        else:
+            tip += "\npruned: no gradient flows along this edge"
+        attrs["tooltip"] = graphviz.nohtml(escape_text(tip))
+        g.edge(e.src, e.dst, **attrs)
+    if style.legend:
+        _legend(g, view, theme, style, mode)
+    return g
+
+
+def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> None:
+    import graphviz
+
+    kinds = [k for k in (LEAF, CONSTANT, OP, OUTPUT, PRUNED) if any(v.kind == k for v in view.nodes)]
+    with g.subgraph(name="cluster_legend") as c:
+        c.attr(label="legend", fontcolor=theme.font, color=theme.muted, style="rounded,dashed",
+               fontname=style.font, fontsize="11", rank="same")
+        for k in kinds:
+            attrs = dict(theme.styles[k])
+            attrs.update(shape="box", fontname=style.font, fontsize="10", margin="0.08,0.03",
+                         height="0.3")
+            c.node(f"legend_{k}", escape_text(LEGEND[k]), id=f"legend_{k}", **attrs)
+        notes = []
+        if mode == "contribution":
+            notes.append("edge label: what flowed back along the edge\n"
+                         "(upstream adjoint × local derivative);\n"
+                         "a node's adjoint is the sum of what flowed into it")
+        elif mode == "jacobian":
+            notes.append("edge label: shape of the local Jacobian ∂out/∂in")
+        notes.append("dashed: pruned, no gradient flows")
+        c.node("legend_notes", graphviz.nohtml(escape_text("\n".join(notes))), shape="plaintext",
+               fontname=style.font, fontsize="10", fontcolor=theme.font, id="legend_notes",
+               style="")
