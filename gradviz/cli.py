@@ -1,0 +1,218 @@
+"""The ``gradviz`` command: parse the arguments, call the library, print.
+
+Every command is a thin layer over a Python function (``gradviz.frontends``
+builds the graph, ``gradviz.render`` draws it), so anything the CLI does is
+reachable from Python too.  Errors a user can fix are printed as one line
+on stderr with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Sequence
+
+import click
+
+from gradviz.errors import GradvizError, ScriptError
+
+RENDER_HELP = """Draw the computation graph of EXPR with values and adjoints.
+
+\b
+EXPR is either
+  * a formula in Python syntax (explicit construction: formula first, values
+    after), e.g.  "dot(x, x)"  or  "y = x * x; u = detach(y); z = u * x; sum(z)".
+    Assigned names label their nodes; the last expression is the output.
+  * a script, path/to/script.py[:NAME] (implicit construction: your Python,
+    loops and branches included, is run and the tensor NAME is drawn; by
+    default the last module-level tensor).
+
+The output is backpropagated before drawing (a non-scalar output is seeded
+with ones, as y.sum().backward()), and every box shows its forward value and
+its adjoint d(out)/d(node); edges show what flowed back along them.
+
+\b
+Examples:
+  gradviz render "dot(x, x)" -v x=arange(4)
+  gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.svg --theme print
+  gradviz render "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
+      -v y="[0, 1, 2]" --const X --const y --edge-labels jacobian
+  gradviz render lesson.py:d --roll -o control_flow.png
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="gradviz", message="gradviz %(version)s")
+def main() -> None:
+    """gradviz: see automatic differentiation.
+
+    Draw computation graphs annotated with forward values and backward
+    adjoints (gradviz render).  Run `gradviz COMMAND --help` for each command.
+    """
+
+
+def _split_names(values: Sequence[str]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        out.extend(s.strip() for s in v.split(",") if s.strip())
+    return out
+
+
+@main.command("render", help=RENDER_HELP, no_args_is_help=True)
+@click.argument("expr", metavar="EXPR")
+@click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
+              help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
+                   "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable.")
+@click.option("--const", "constants", multiple=True, metavar="NAME",
+              help="Treat this variable as a constant (no gradient). Repeatable or comma-separated.")
+@click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
+              help="Differentiate only with respect to these variables (comma-separated); "
+                   "the rest is drawn as pruned.")
+@click.option("--seed", type=int, default=None,
+              help="Seed for variables given no value (and randn), for reproducible diagrams.")
+@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+              show_default=True, help="Floating type of the -v values.")
+@click.option("-o", "--output", "path", default="graph.svg", show_default=True,
+              metavar="PATH", help="Where to write the diagram; '-' for standard output.")
+@click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
+              default=None, help="Output format (default: from the extension of -o, else svg).")
+@click.option("--renderer", type=click.Choice(["auto", "system", "embedded"]), default="auto",
+              show_default=True,
+              help="system: Graphviz's dot program; embedded: Graphviz in WebAssembly "
+                   "(svg, dot, json; no install needed); auto: system if dot is installed.")
+@click.option("--show", type=click.Choice(["structure", "values", "all"]), default="all",
+              show_default=True,
+              help="What boxes show: the structure alone (formula before values), "
+                   "forward values, or values and adjoints.")
+@click.option("--edge-labels", type=click.Choice(["auto", "contribution", "jacobian", "none"]),
+              default="auto", show_default=True,
+              help="Edge labels: what flowed back along the edge, the shape of the local "
+                   "Jacobian, or nothing (auto: contributions up to 60 boxes).")
+@click.option("--rankdir", type=click.Choice(["BT", "TB", "LR", "RL"], case_sensitive=False),
+              default="BT", show_default=True, help="Layout direction (BT: inputs at the bottom, "
+                                                    "as in the lesson's figures).")
+@click.option("--theme", type=click.Choice(["light", "dark", "print"]), default="light",
+              show_default=True, help="Colours: print is grey-scale for paper and projectors.")
+@click.option("--legend/--no-legend", default=True, show_default=True,
+              help="Draw a legend of the node styles.")
+@click.option("--roll", is_flag=True, help="Roll repeated runs of an op (a loop's b = b * 2) "
+                                           "into one box marked ×N.")
+@click.option("--max-nodes", type=click.IntRange(min=2), default=400, show_default=True,
+              help="Beyond this many boxes the graph is rolled, then trimmed.")
+@click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
+              help="Significant digits of the numbers shown.")
+@click.option("--max-elems", type=click.IntRange(min=2), default=6, show_default=True,
+              help="Elements shown per array row before the middle is elided.")
+@click.option("--title", default=None, help="Title above the diagram (default: EXPR).")
+def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
+                   wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
+                   fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
+                   theme: str, legend: bool, roll: bool, max_nodes: int, precision: int,
+                   max_elems: int, title: str | None) -> None:
+    _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
+                         dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
+                              theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
+                              precision=precision, max_elems=max_elems,
+                              title=title if title is not None else _title(expr))))
+
+
+def _run(job: Any) -> None:
+    """Run a command; errors the user can fix become one line and exit status 2."""
+    try:
+        job()
+    except ScriptError as exc:
+        from gradviz.frontends.script import script_traceback
+        tb = script_traceback(exc)
+        if tb:
+            click.echo(tb.rstrip(), err=True)
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except GradvizError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
+            seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
+            options: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    from gradviz.engine.tensor import manual_seed
+    from gradviz.frontends.program import build, parse_assignment
+    from gradviz.frontends.script import looks_like_script, run_script
+    from gradviz.render import draw, format_from_path, write_atomic
+    from gradviz.render.backends import render_dot, resolve_renderer
+
+    out_fmt = format_from_path(path, fmt)
+    chosen = resolve_renderer(renderer, out_fmt) if out_fmt != "dot" else renderer
+    console = Console(stderr=(path == "-"), highlight=False)
+    if seed is not None:
+        manual_seed(seed)
+    if looks_like_script(expr):
+        if values or constants:
+            raise GradvizError("-v and --const apply to expressions; a script sets its own values")
+        result = run_script(expr)
+        output, named = result.output, result.tensors
+    else:
+        built = build(expr, [parse_assignment(v) for v in values],
+                      constants=_split_names(constants), seed=seed, dtype=dtype)
+        for notice in built.notices:
+            console.print(f"[yellow]note:[/] {notice}")
+        output, named = built.output, built.variables
+    wrt_tensors = None
+    wrt_names = _split_names(wrt)
+    if wrt_names:
+        unknown = [n for n in wrt_names if n not in named]
+        if unknown:
+            raise GradvizError(f"--wrt: no variable {', '.join(unknown)} "
+                               f"(known: {', '.join(named) or 'none'})")
+        wrt_tensors = [named[n] for n in wrt_names]
+    drawing = draw(output, wrt=wrt_tensors, **options)
+    for warning in drawing.warnings:
+        console.print(f"[yellow]warning:[/] {warning}")
+    data = drawing.source.encode("utf-8") if out_fmt == "dot" else \
+        render_dot(drawing.source, out_fmt, chosen)
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        write_atomic(path, data)
+    _summary(console, drawing, output, named, path, out_fmt, chosen)
+
+
+def _title(expr: str) -> str:
+    return expr if len(expr) <= 120 else expr[:117] + "..."
+
+
+def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fmt: str,
+             renderer: str) -> None:
+    """What the terminal shows: the output's value, each input's gradient, where the file went."""
+    from rich.table import Table
+
+    from gradviz.engine.tensor import Tensor
+    from gradviz.engine.format import array_str
+
+    def text(a: Any) -> str:
+        import numpy as np
+        arr = np.asarray(a)
+        body = array_str(arr, indent=0)
+        return body if arr.ndim else body.strip()
+
+    name = output.label or "out"
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("")
+    table.add_column("value")
+    table.add_column(f"∂{name}/∂·")
+    table.add_row(f"[bold]{name}[/]", text(output.data), "")
+    for key, t in named.items():
+        if not isinstance(t, Tensor) or t is output:
+            continue
+        grad = "—" if t.adjoint is None or not t.requires_grad else text(t.adjoint)
+        if not t.requires_grad:
+            grad = "constant"
+        table.add_row(key, text(t.data), grad)
+    for note in drawing.notes:
+        console.print(f"[dim]{note}[/]")
+    console.print(table)
+    where = "standard output" if path == "-" else path
+    console.print(f"[green]wrote[/] {where} ({fmt}, {len(drawing.view.nodes)} nodes, "
+                  f"{renderer} renderer)")

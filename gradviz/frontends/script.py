@@ -1,0 +1,105 @@
+"""Build a graph by running a user's script: the lesson's *implicit* construction.
+
+``gradviz render lesson.py:d`` runs ``lesson.py`` as ``python lesson.py``
+would (it is the user's own, trusted code, with its loops and branches) and
+takes the tensor bound to ``d``, or the last module-level tensor if no name
+is given.  Module-level names label the nodes they are bound to.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import sys
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from gradviz.engine.tape import Tape
+from gradviz.engine.tensor import Tensor
+from gradviz.errors import ScriptError
+
+
+@dataclass
+class ScriptResult:
+    output: Tensor
+    name: str
+    namespace: dict
+    tensors: dict[str, Tensor]
+
+
+def looks_like_script(target: str) -> bool:
+    """Whether ``target`` names a script (``path.py`` or ``path.py:NAME``) rather than an expression."""
+    path = target.rsplit(":", 1)[0] if target.count(":") and \
+        target.rsplit(":", 1)[1].isidentifier() else target
+    return path.endswith(".py") and "\n" not in path and ";" not in path
+
+
+def split_target(target: str) -> tuple[str, str | None]:
+    if ":" in target:
+        path, name = target.rsplit(":", 1)
+        if name.isidentifier():
+            return path, name
+    return target, None
+
+
+def run_script(target: str) -> ScriptResult:
+    """Run ``path.py[:NAME]`` and return the chosen tensor, its nodes labelled by the script's names."""
+    path, name = split_target(target)
+    if not Path(path).is_file():
+        raise ScriptError(f"no such script: {path}")
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    sys.argv = [path]
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
+    try:
+        namespace = runpy.run_path(path, run_name="__main__")
+    except SystemExit as exc:
+        if exc.code not in (None, 0):
+            raise ScriptError(f"{path} exited with status {exc.code}") from None
+        raise ScriptError(f"{path} called sys.exit() before defining its tensors") from None
+    except Exception as exc:
+        raise ScriptError(f"{path} raised {type(exc).__name__}: {exc}",
+                          ) from _user_traceback(exc, path)
+    finally:
+        sys.argv, sys.path[:] = saved_argv, saved_path
+    tensors = {k: v for k, v in namespace.items()
+               if isinstance(v, Tensor) and not k.startswith("_")}
+    if name is None:
+        if not tensors:
+            raise ScriptError(f"{path} defines no module-level tensor to render; "
+                              "assign one (e.g. `loss = ...`) or name it: script.py:NAME")
+        name = list(tensors)[-1]
+    elif name not in namespace:
+        known = ", ".join(tensors) or "none"
+        raise ScriptError(f"{path} does not define {name!r} (its tensors: {known})")
+    elif not isinstance(namespace[name], Tensor):
+        raise ScriptError(f"{path}: {name!r} is a {type(namespace[name]).__name__}, "
+                          "not a gradviz tensor")
+    output = namespace[name]
+    Tape(output).label_from(tensors)
+    if output.label is None:
+        output.label = name
+    return ScriptResult(output, name, namespace, tensors)
+
+
+class _UserTraceback(Exception):
+    """Carries the script's own traceback text (frames inside gradviz removed)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+
+def _user_traceback(exc: BaseException, path: str) -> _UserTraceback:
+    frames = traceback.extract_tb(exc.__traceback__)
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    keep = [f for f in frames if not f.filename.startswith(here) and "runpy" not in f.filename]
+    text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(keep)) + \
+        "".join(traceback.format_exception_only(type(exc), exc))
+    return _UserTraceback(text)
+
+
+def script_traceback(error: ScriptError) -> str | None:
+    """The user's traceback behind a ScriptError, if the script raised."""
+    cause = error.__cause__
+    return cause.text if isinstance(cause, _UserTraceback) else None
