@@ -104,3 +104,18 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
     if out.label is None:
         out.label = "out"
     return Built(out, variables, assigned, notices)
+
+
+def as_function(source: str, names: Sequence[str]) -> Any:
+    """The expression as a Python function of its variables ``names`` (in that order).
+
+    Other free variables must not occur; used by ``gradviz check`` to vary the inputs.
+    """
+    program = expr.parse(source, EXPRESSION_FUNCTIONS, EXPRESSION_METHODS)
+    missing = [n for n in program.free_names if n not in names]
+    if missing:
+        raise ExpressionError(f"give a value for {', '.join(missing)} with -v NAME=VALUE")
+
+    def function(*tensors: Tensor) -> Any:
+        return expr.evaluate(program, EXPRESSION_FUNCTIONS, dict(zip(names, tensors)))
+    return function

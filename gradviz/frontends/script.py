@@ -43,16 +43,15 @@ def split_target(target: str) -> tuple[str, str | None]:
     return target, None
 
 
-def run_script(target: str) -> ScriptResult:
-    """Run ``path.py[:NAME]`` and return the chosen tensor, its nodes labelled by the script's names."""
-    path, name = split_target(target)
+def _execute(path: str) -> dict:
+    """Run the script at ``path`` as ``python path`` would; return its globals."""
     if not Path(path).is_file():
         raise ScriptError(f"no such script: {path}")
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [path]
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:
-        namespace = runpy.run_path(path, run_name="__main__")
+        return runpy.run_path(path, run_name="__main__")
     except SystemExit as exc:
         if exc.code not in (None, 0):
             raise ScriptError(f"{path} exited with status {exc.code}") from None
@@ -62,6 +61,12 @@ def run_script(target: str) -> ScriptResult:
                           ) from _user_traceback(exc, path)
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
+
+
+def run_script(target: str) -> ScriptResult:
+    """Run ``path.py[:NAME]`` and return the chosen tensor, its nodes labelled by the script's names."""
+    path, name = split_target(target)
+    namespace = _execute(path)
     tensors = {k: v for k, v in namespace.items()
                if isinstance(v, Tensor) and not k.startswith("_")}
     if name is None:
@@ -80,6 +85,20 @@ def run_script(target: str) -> ScriptResult:
     if output.label is None:
         output.label = name
     return ScriptResult(output, name, namespace, tensors)
+
+
+def run_script_object(target: str) -> object:
+    """Run ``path.py:NAME`` and return whatever NAME is bound to (an op or a function)."""
+    path, name = split_target(target)
+    if name is None:
+        raise ScriptError(f"name the op to check: {path}:NAME")
+    namespace = _execute(path)
+    if name not in namespace:
+        raise ScriptError(f"{path} does not define {name!r}")
+    obj = namespace[name]
+    if not callable(obj):
+        raise ScriptError(f"{path}: {name!r} is a {type(obj).__name__}, not an op or function")
+    return obj
 
 
 class _UserTraceback(Exception):

@@ -171,13 +171,12 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
             member[id(n)] = gid
         kind, reason = _kind(last, outputs, pruned, reached, steps is not None)
         formula = _formula(group[0], names) if len(group) == 1 else \
-            _formula(group[0], names) + f"  … ×{len(group)}"
+            f"{_formula(group[0], names)} … ×{len(group)}"
         grad_fn = "" if last.op is None else last.op.grad_fn
         if last.op is None and last.requires_grad:
             grad_fn = "AccumulateGrad"
         adjoint = last.adjoint if reason is None else None
-        nodes.append(NodeView(gid, tape.name(last) if len(group) == 1 else
-                              f"{tape.name(group[0])} … {tape.name(last)}",
+        nodes.append(NodeView(gid, tape.name(last),
                               kind, formula, grad_fn, last.data, adjoint, reason, group,
                               len(group)))
 
