@@ -15,9 +15,6 @@ from gradviz import ops
 from gradviz.engine.tensor import Tensor, as_tensor
 from gradviz.errors import ShapeError
 
-_builtin_sum = sum
-
-
 def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else as_tensor(x)
 
@@ -28,12 +25,13 @@ def _axes(x: Tensor, axis: Any) -> tuple | None:
         return None
     items = axis if isinstance(axis, (tuple, list)) else (axis,)
     nd = x.ndim
+    span = nd if nd else 1  # a 0-d tensor accepts axis 0 or -1, as in PyTorch
     out = []
     for a in items:
         a = int(a)
-        if not -max(nd, 1) <= a < max(nd, 1):
+        if not -span <= a < span:
             raise ShapeError(f"Dimension out of range (expected to be in range of "
-                             f"[{-max(nd, 1)}, {max(nd, 1) - 1}], but got {a})")
+                             f"[{-span}, {span - 1}], but got {a})")
         out.append(a % nd if nd else 0)
     return tuple(sorted(set(out))) if nd else None
 

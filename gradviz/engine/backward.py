@@ -215,7 +215,7 @@ class BackwardPass:
                         contributions.append((x, c))
                         prev = x.adjoint
                         x.adjoint = c if prev is None else prev + c
-                    if not retain:
+                    if not retain and op.saves_tensors:  # shapes alone stay, as in PyTorch
                         n.saved = None
                 accumulated = False
                 if self.accumulate and (n.is_leaf or n.retains_grad) and \

@@ -122,4 +122,14 @@ def tensor_repr(t: "Tensor") -> str:
         suffix.append("requires_grad=True")
     elif t.requires_grad:
         suffix.append(f"grad_fn=<{t.op.grad_fn}>")
-    return prefix + body + "".join(", " + s for s in suffix) + ")"
+    # Like PyTorch, an ending that would run past the line width goes on its own line.
+    text = prefix + body
+    last = len(text) - text.rfind("\n") - 1 if "\n" in text else len(text)
+    for s in suffix:
+        if last + 2 + len(s) + 1 > LINEWIDTH:
+            text += ",\n" + " " * len(prefix) + s
+            last = len(prefix) + len(s)
+        else:
+            text += ", " + s
+            last += 2 + len(s)
+    return text + ")"
