@@ -32,7 +32,7 @@ its adjoint d(out)/d(node); edges show what flowed back along them.
 
 \b
 Examples:
-  gradviz render "dot(x, x)" -v x=arange(4)
+  gradviz render "dot(x, x)" -v "x=arange(4)"
   gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.svg --theme print
   gradviz render "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
       -v y="[0, 1, 2]" --const X --const y --edge-labels jacobian
@@ -197,7 +197,9 @@ def _run(job: Any) -> None:
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
             options: dict[str, Any]) -> None:
+    import numpy as np
     from rich.console import Console
+    from rich.markup import escape
 
     from gradviz.engine.tensor import manual_seed
     from gradviz.frontends.program import build, parse_assignment
@@ -216,10 +218,11 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         result = run_script(expr)
         output, named = result.output, result.tensors
     else:
-        built = build(expr, [parse_assignment(v) for v in values],
-                      constants=_split_names(constants), seed=seed, dtype=dtype)
+        with np.errstate(all="ignore"):  # non-finite values get one warning of ours below
+            built = build(expr, [parse_assignment(v) for v in values],
+                          constants=_split_names(constants), seed=seed, dtype=dtype)
         for notice in built.notices:
-            console.print(f"[yellow]note:[/] {notice}")
+            console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
         output, named = built.output, built.variables
     wrt_tensors = None
     wrt_names = _split_names(wrt)
@@ -229,9 +232,10 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
             raise GradvizError(f"--wrt: no variable {', '.join(unknown)} "
                                f"(known: {', '.join(named) or 'none'})")
         wrt_tensors = [named[n] for n in wrt_names]
-    drawing = draw(output, wrt=wrt_tensors, **options)
+    with np.errstate(all="ignore"):
+        drawing = draw(output, wrt=wrt_tensors, **options)
     for warning in drawing.warnings:
-        console.print(f"[yellow]warning:[/] {warning}")
+        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     data = drawing.source.encode("utf-8") if out_fmt == "dot" else \
         render_dot(drawing.source, out_fmt, chosen)
     if path == "-":
@@ -249,33 +253,33 @@ def _title(expr: str) -> str:
 def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fmt: str,
              renderer: str) -> None:
     """What the terminal shows: the output's value, each input's gradient, where the file went."""
+    import numpy as np
+    from rich.markup import escape
     from rich.table import Table
 
-    from gradviz.engine.tensor import Tensor
     from gradviz.engine.format import array_str
+    from gradviz.engine.tensor import Tensor
 
     def text(a: Any) -> str:
-        import numpy as np
         arr = np.asarray(a)
-        body = array_str(arr, indent=0)
-        return body if arr.ndim else body.strip()
+        return escape(array_str(arr, indent=0).strip())
 
     name = output.label or "out"
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("")
     table.add_column("value")
-    table.add_column(f"∂{name}/∂·")
-    table.add_row(f"[bold]{name}[/]", text(output.data), "")
+    table.add_column(escape(f"∂{name}/∂·"))
+    table.add_row(f"[bold]{escape(name)}[/]", text(output.data), "")
     for key, t in named.items():
         if not isinstance(t, Tensor) or t is output:
             continue
         grad = "—" if t.adjoint is None or not t.requires_grad else text(t.adjoint)
         if not t.requires_grad:
             grad = "constant"
-        table.add_row(key, text(t.data), grad)
+        table.add_row(escape(key), text(t.data), grad)
     for note in drawing.notes:
-        console.print(f"[dim]{note}[/]")
+        console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
     console.print(table)
     where = "standard output" if path == "-" else path
-    console.print(f"[green]wrote[/] {where} ({fmt}, {len(drawing.view.nodes)} nodes, "
+    console.print(f"[green]wrote[/] {escape(where)} ({fmt}, {len(drawing.view.nodes)} nodes, "
                   f"{renderer} renderer)")

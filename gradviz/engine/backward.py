@@ -21,7 +21,7 @@ import numpy as np
 from gradviz.engine.tape import ancestors, prune_reason
 from gradviz.engine.tensor import Size, Tensor, _GradMode
 from gradviz.errors import AutogradError, ShapeError
-from gradviz.ops import fit_shape
+from gradviz.ops import cast, fit_shape
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved "
          "tensors after they have already been freed). Saved intermediate values of the "
@@ -157,13 +157,25 @@ class BackwardPass:
         """Nodes below the outputs that receive no gradient in this pass, with the reason."""
         needed = {id(n) for n in self.order}
         walked = {id(n) for n in self._all}
+        cut_by: dict[int, str] = {}  # node -> the op that stops gradients above it
         reasons: dict[Tensor, str] = {}
-        for n in ancestors(self.outputs):
+        for n in sorted(ancestors(self.outputs), key=_by_seq, reverse=True):
+            if n.op is not None and not n.op.differentiable:
+                for x in n.inputs:
+                    cut_by.setdefault(id(x), n.op.name)
+            elif id(n) in cut_by:
+                for x in n.inputs:
+                    cut_by.setdefault(id(x), cut_by[id(n)])
             if id(n) in needed:
                 continue
             why = prune_reason(n)
             if why is None:
-                why = NOT_REQUESTED if id(n) in walked else CUT_OFF
+                if id(n) in walked:
+                    why = NOT_REQUESTED
+                elif id(n) in cut_by:
+                    why = f"cut off by {cut_by[id(n)]}(): no gradient flows back through it"
+                else:
+                    why = CUT_OFF
             reasons[n] = why
         return reasons
 
@@ -212,6 +224,9 @@ class BackwardPass:
                         c = rule(g, *saved, **params)
                         if c.shape != x.data.shape:
                             c = fit_shape(c, x.data.shape)
+                        xd = x.data.dtype  # a float32 leaf keeps a float32 grad
+                        if c.dtype is not xd and c.dtype != xd:
+                            c = cast(c, dtype=xd, src=c.dtype)
                         contributions.append((x, c))
                         prev = x.adjoint
                         x.adjoint = c if prev is None else prev + c

@@ -294,7 +294,7 @@ class Tensor:
         return self.to(float64)
 
     def to(self, dtype: Any) -> "Tensor":
-        return _ops().cast(self, dtype=np.dtype(dtype))
+        return _ops().cast(self, dtype=np.dtype(dtype), src=self.dtype)
 
     def clone(self) -> "Tensor":
         return _ops().identity(self)
@@ -404,7 +404,10 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
         arrays = (args[0].data,)
         wants = args[0].requires_grad
     else:
-        ref = next((a.data for a in args if isinstance(a, Tensor)), np.zeros(0, np.float32))
+        # Python numbers take the dtype of a floating tensor operand (where(c, x, 0) stays float32).
+        tensors = [a.data for a in args if isinstance(a, Tensor)]
+        ref = next((d for d in tensors if d.dtype.kind in "fc"),
+                   tensors[0] if tensors else np.zeros(0, np.float32))
         inputs = tuple(a if isinstance(a, Tensor) else _constant_like(a, ref) for a in args)
         arrays = tuple(x.data for x in inputs)
         wants = any(x.requires_grad for x in inputs)

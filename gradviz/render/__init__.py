@@ -100,7 +100,8 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
                      "kept: backward(retain_graph=True)")
     elif show == "all" and not output.requires_grad:
         notes.append(f"{tape.name(output)} does not require grad: there is nothing to differentiate")
-    view = build_view(tape, steps, pruned, roll=roll, max_nodes=max_nodes)
+    view = build_view(tape, steps, pruned, roll=roll, max_nodes=max_nodes,
+                      adjoints=show == "all")
     notes = notes + view.notes
     warnings = []
     bad = [v.name for v in view.nodes if has_nonfinite(v.value)

@@ -212,7 +212,7 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
                 np.asarray(e.contribution), 6, 12)
         elif e.cut:
             tip += "\nno gradient flows through this op"
-        else:
+        elif e.pruned:
             tip += "\npruned: no gradient flows along this edge"
         attrs["tooltip"] = graphviz.nohtml(escape_text(tip))
         g.edge(e.src, e.dst, **attrs)

@@ -124,12 +124,13 @@ def _index_text(index: Any) -> str:
 
 
 def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, str] | None = None,
-               *, roll: bool = False, max_nodes: int = 400, hide_scalar_constants: bool = True
-               ) -> GraphView:
+               *, roll: bool = False, max_nodes: int = 400, hide_scalar_constants: bool = True,
+               adjoints: bool = True) -> GraphView:
     """Describe ``tape`` for drawing, with adjoints and contributions from ``steps``.
 
     With ``steps`` None, each node's ``adjoint`` from the most recent backward
-    pass is shown and edges carry no contribution.
+    pass is shown and edges carry no contribution.  With ``adjoints`` False
+    (structure and values views) only structural pruning is shown.
     """
     pruned = pruned or {}
     outputs = {id(o) for o in tape.outputs}
@@ -169,13 +170,13 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         gid = tape.id(group[0]) if len(group) == 1 else f"{tape.id(group[0])}-{tape.id(last)}"
         for n in group:
             member[id(n)] = gid
-        kind, reason = _kind(last, outputs, pruned, reached, steps is not None)
+        kind, reason = _kind(last, outputs, pruned, reached, steps is not None, adjoints)
         formula = _formula(group[0], names) if len(group) == 1 else \
             f"{_formula(group[0], names)} … ×{len(group)}"
         grad_fn = "" if last.op is None else last.op.grad_fn
         if last.op is None and last.requires_grad:
             grad_fn = "AccumulateGrad"
-        adjoint = last.adjoint if reason is None else None
+        adjoint = last.adjoint if reason is None and adjoints else None
         nodes.append(NodeView(gid, tape.name(last),
                               kind, formula, grad_fn, last.data, adjoint, reason, group,
                               len(group)))
@@ -189,8 +190,11 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                     continue
                 c = contributions.get((id(n), slot))
                 cut = n.op is not None and not n.op.differentiable
+                # Without steps (graph already freed) a missing contribution is not pruning.
+                no_flow = cut or prune_reason(x) is not None or (
+                    steps is not None and c is None)
                 edges.append(EdgeView(member[id(x)], view.id, slot, c,
-                                      pruned=c is None, cut=cut,
+                                      pruned=no_flow, cut=cut,
                                       value_shape=tuple(x.data.shape),
                                       input_shape=tuple(x.data.shape),
                                       output_shape=tuple(n.data.shape)))
@@ -198,18 +202,18 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
 
 
 def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: set[int],
-          have_steps: bool) -> tuple[str, str | None]:
+          have_steps: bool, adjoints: bool) -> tuple[str, str | None]:
     reason = pruned.get(n) if n in pruned else None
     if reason is None and not n.requires_grad:
         reason = prune_reason(n)
-    if reason is None and have_steps and id(n) not in reached:
+    if reason is None and adjoints and have_steps and id(n) not in reached:
         reason = "not reached by this backward pass"
-    if reason is None and not have_steps and n.adjoint is None:
+    if reason is None and adjoints and not have_steps and n.adjoint is None:
         reason = "no adjoint: not reached by the last backward pass"
     if id(n) in outputs:
         return OUTPUT, reason
     if reason is not None:
-        return (CONSTANT if n.op is None else PRUNED), reason
+        return (CONSTANT if n.op is None and not n.requires_grad else PRUNED), reason
     return (LEAF if n.op is None else OP), None
 
 

@@ -1,0 +1,48 @@
+"""Exercise 2: run backward() twice on the same graph.
+
+A backward pass frees the values the graph saved for it (here: the operands of
+each multiplication), so a second d.backward() raises
+
+    RuntimeError: Trying to backward through the graph a second time (...)
+
+with the same text as PyTorch.  Passing retain_graph=True keeps them; the
+second pass then works and, as always, *adds* to a.grad.
+
+The lesson's Out[51] is tensor(4096.): any a in [1000/4096, 1000/2048), such
+as 0.3, doubles 12 times in total (b = a * 2 then 11 more), so dd/da = 4096.
+
+Run from the repository root:  python samples/lesson/08_backward_twice.py
+"""
+
+import gradviz as gv
+
+
+def f(a):
+    b = a * 2
+    while b.norm() < 1000:
+        b = b * 2
+    if b.sum() > 0:
+        c = b
+    else:
+        c = 100 * b
+    return c
+
+
+a = gv.tensor(0.3, requires_grad=True)
+d = f(a)
+d.backward()
+print("a.grad =", a.grad)  # tensor(4096.), the lesson's Out[51]
+
+try:
+    d.backward()  # the graph's saved values are gone
+except RuntimeError as err:
+    print("second d.backward() raised RuntimeError:")
+    print(err)
+
+# With retain_graph=True the graph survives, and gradients accumulate.
+a = gv.tensor(0.3, requires_grad=True)
+d = f(a)
+d.backward(retain_graph=True)
+print("after the first backward:", a.grad)  # tensor(4096.)
+d.backward()  # allowed now (this one frees the graph)
+print("after the second backward:", a.grad)  # tensor(8192.): 4096 + 4096

@@ -1,0 +1,653 @@
+"""Tests of the diagrams (gradviz.render): what the SVG shows, on both renderers.
+
+Every test reads the picture the way a student would: the SVG is parsed and
+each node's box (``<g id="v3" class="node">``) is checked for the forward
+value and the adjoint it prints.  The lesson's examples are the golden cases:
+x·x, sum(x), x*x, detach, the control-flow function f(a) and ||Xw - y||².
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+
+import graphviz
+import numpy as np
+import pytest
+
+import gradviz as gv
+from gradviz.errors import RenderError, RendererUnavailable
+from gradviz.render import Drawing, draw, write_atomic
+
+SVG = "{http://www.w3.org/2000/svg}"
+XLINK = "{http://www.w3.org/1999/xlink}"
+
+needs_dot = pytest.mark.skipif(shutil.which("dot") is None,
+                               reason="the system Graphviz `dot` is not installed")
+RENDERERS = ["embedded", pytest.param("system", marks=needs_dot)]
+
+
+# ---------------------------------------------------------------------------
+# Reading an SVG diagram
+# ---------------------------------------------------------------------------
+
+
+def clean(text: str) -> str:
+    """Text as a reader sees it: non-breaking spaces are spaces, runs of blanks one blank."""
+    return re.sub(r"\s+", " ", text.replace("\xa0", " ")).strip()
+
+
+@dataclass
+class Box:
+    """One node of the diagram as drawn: its text lines, tooltip and line style."""
+
+    id: str
+    lines: list[str]
+    tooltip: str
+    dashed: bool
+
+    @property
+    def title(self) -> str:
+        return self.lines[0]
+
+    def field(self, key: str) -> str | None:
+        """The text after ``key`` (``value`` or ``∂``) on its line, plus continuation rows."""
+        for i, line in enumerate(self.lines):
+            head, _, rest = line.partition(" ")
+            if head == key or (key == "∂" and head.startswith("∂")):
+                parts = [rest]
+                for more in self.lines[i + 1:]:
+                    if not more.startswith("["):
+                        break
+                    parts.append(more)
+                return " ".join(parts)
+        return None
+
+    @property
+    def value(self) -> str | None:
+        return self.field("value")
+
+    @property
+    def adjoint(self) -> str | None:
+        return self.field("∂")
+
+    @property
+    def adjoint_head(self) -> str | None:
+        for line in self.lines:
+            if line.startswith("∂"):
+                return line.split(" ")[0]
+        return None
+
+
+@dataclass
+class Arrow:
+    id: str
+    src: str
+    dst: str
+    label: str
+    tooltip: str
+    dashed: bool
+
+
+def parse(svg: bytes | str) -> ET.Element:
+    return ET.fromstring(svg.encode("utf-8") if isinstance(svg, str) else svg)
+
+
+def _tooltip(g: ET.Element) -> str:
+    for a in g.iter(SVG + "a"):
+        tip = a.get(XLINK + "title")
+        if tip is not None:
+            return tip
+    return ""
+
+
+def _dashed(g: ET.Element) -> bool:
+    return any(el.get("stroke-dasharray") for el in g.iter()
+               if el.tag in (SVG + "path", SVG + "polygon", SVG + "polyline", SVG + "ellipse"))
+
+
+def boxes(svg: bytes | str) -> dict[str, Box]:
+    """The diagram's nodes (legend boxes excluded), by element id."""
+    out = {}
+    for g in parse(svg).iter(SVG + "g"):
+        if g.get("class") != "node" or g.get("id", "").startswith("legend"):
+            continue
+        lines = [clean("".join(t.itertext())) for t in g.iter(SVG + "text")]
+        out[g.get("id")] = Box(g.get("id"), lines, _tooltip(g), _dashed(g))
+    return out
+
+
+def arrows(svg: bytes | str) -> list[Arrow]:
+    out = []
+    for g in parse(svg).iter(SVG + "g"):
+        if g.get("class") != "edge":
+            continue
+        src, _, dst = g.find(SVG + "title").text.partition("->")
+        label = " ".join(clean("".join(t.itertext())) for t in g.iter(SVG + "text"))
+        out.append(Arrow(g.get("id"), src, dst, label, _tooltip(g), _dashed(g)))
+    return out
+
+
+def all_text(svg: bytes | str) -> list[str]:
+    return [clean("".join(t.itertext())) for t in parse(svg).iter(SVG + "text")]
+
+
+def box(svg: bytes | str, name: str) -> Box:
+    """The box titled ``name`` or ``name = formula``."""
+    found = [b for b in boxes(svg).values()
+             if b.title == name or b.title.startswith(name + " = ")]
+    assert len(found) == 1, f"{len(found)} boxes named {name!r}: {[b.title for b in boxes(svg).values()]}"
+    return found[0]
+
+
+def numbers(text: str) -> np.ndarray:
+    """``"[0 2 4 6]"`` -> array([0., 2., 4., 6.]); handles inf, -inf and nan."""
+    return np.array([float(tok) for tok in text.replace("[", " ").replace("]", " ").split()])
+
+
+def svg_of(output: gv.Tensor, renderer: str, **options) -> bytes:
+    return draw(output, **options).pipe("svg", renderer)
+
+
+# ---------------------------------------------------------------------------
+# The lesson's examples
+# ---------------------------------------------------------------------------
+
+
+def lesson_f(a):
+    b = a * 2
+    while b.norm() < 1000:
+        b = b * 2
+    if b.sum() > 0:
+        c = b
+    else:
+        c = 100 * b
+    return c
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_dot_of_x_with_itself(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x).name("y")
+    svg = svg_of(y, renderer)
+    bx, by = box(svg, "x"), box(svg, "y")
+    assert bx.value == "[0 1 2 3]"
+    assert bx.adjoint == "[0 2 4 6]"
+    assert bx.adjoint_head == "∂y/∂x"
+    assert by.title == "y = dot(x, x)"
+    assert by.value == "14"
+    assert by.adjoint == "1"
+    assert "DotBackward0" in by.lines
+    assert not bx.dashed and not by.dashed
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_sum_of_x(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    s = x.sum().name("s")
+    svg = svg_of(s, renderer)
+    assert box(svg, "x").adjoint == "[1 1 1 1]"
+    assert box(svg, "s").value == "6"
+    assert "SumBackward0" in box(svg, "s").lines
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_hadamard_product_summed(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = (x * x).name("y")
+    s = y.sum().name("s")
+    svg = svg_of(s, renderer)
+    assert box(svg, "y").title == "y = x * x"
+    assert box(svg, "y").value == "[0 1 4 9]"
+    assert box(svg, "y").adjoint == "[1 1 1 1]"
+    assert box(svg, "x").adjoint == "[0 2 4 6]"
+    assert box(svg, "s").value == "14"
+
+
+def detach_example():
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = (x * x).name("y")
+    u = gv.detach(y).name("u")
+    z = (u * x).name("z")
+    out = gv.sum(z).name("out")
+    return x, y, u, z, out
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_detach_cuts_the_branch(renderer):
+    x, y, u, z, out = detach_example()
+    svg = svg_of(out, renderer)
+    bx, by, bu, bz = (box(svg, n) for n in "xyuz")
+    # dz/dx = u, not 3x²: x's adjoint equals u's value.
+    assert bu.value == "[0 1 4 9]"
+    assert bx.adjoint == bu.value == "[0 1 4 9]"
+    assert bz.value == "[0 1 8 27]"
+    assert bz.adjoint == "[1 1 1 1]"
+    assert box(svg, "out").value == "36"
+    # u and y get no gradient: drawn pruned, and say why.
+    for b in (bu, by):
+        assert b.dashed, b.title
+        assert b.adjoint == "not computed"
+    assert not bx.dashed and not bz.dashed
+    assert "detach" in bu.tooltip
+    assert "cut" in by.tooltip
+    # The edge into detach is cut and carries nothing; the edge x -> z carries u.
+    by_pair = {(a.src, a.dst): a for a in arrows(svg)}
+    assert by_pair[(by.id, bu.id)].dashed
+    assert by_pair[(bx.id, bz.id)].label == "[0 1 4 9]"
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_control_flow_rolled_into_one_box(renderer):
+    a = gv.tensor(0.3, requires_grad=True).name("a")
+    d = lesson_f(a).name("d")
+    doublings, b = 1, 0.6  # b = a * 2, then b = b * 2 while |b| < 1000
+    while abs(b) < 1000:
+        b, doublings = b * 2, doublings + 1
+    svg = svg_of(d, renderer, roll=True)
+    rolled = box(svg, "d")
+    assert f"×{doublings}" in rolled.title
+    assert rolled.value == "1229"
+    assert box(svg, "a").adjoint == "4096"
+    assert float(box(svg, "a").adjoint) == pytest.approx(d.item() / a.item(), rel=1e-4)
+    assert len(boxes(svg)) == 2  # a, and the rolled run
+    assert f"{doublings} repeated nodes" in rolled.tooltip
+
+
+def test_control_flow_unrolled_has_a_box_per_doubling():
+    a = gv.tensor(0.3, requires_grad=True).name("a")
+    d = lesson_f(a).name("d")
+    svg = svg_of(d, "embedded")
+    muls = [b for b in boxes(svg).values() if "MulBackward0" in b.lines]
+    assert len(muls) == 12
+    assert not any("×" in b.title for b in boxes(svg).values())
+    assert box(svg, "a").adjoint == "4096"
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_least_squares_gradient(renderer):
+    Xn = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]])
+    yn = np.array([0.0, 1.0, 2.0])
+    wn = np.array([0.5, -1.5])
+    X = gv.tensor(Xn).name("X")
+    y = gv.tensor(yn).name("y")
+    w = gv.tensor(wn, requires_grad=True).name("w")
+    z = (gv.norm(X @ w - y) ** 2).name("z")
+    svg = svg_of(z, renderer)
+    expected = 2 * Xn.T @ (Xn @ wn - yn)
+    bw = box(svg, "w")
+    np.testing.assert_allclose(numbers(bw.adjoint), expected, rtol=1e-4)
+    # 4 significant digits are shown: 108.75 is drawn as 108.8.
+    np.testing.assert_allclose(numbers(box(svg, "z").value),
+                               np.sum((Xn @ wn - yn) ** 2), rtol=1e-3)
+    np.testing.assert_allclose(numbers(box(svg, "X").value), Xn.ravel())
+    for const in ("X", "y"):
+        assert box(svg, const).adjoint == "not computed"
+        assert "constant" in box(svg, const).tooltip
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_value_used_twice_gets_two_contributions(renderer):
+    x = gv.tensor([1.0, -2.0, 3.0], requires_grad=True).name("x")
+    y = (x * x).name("y")
+    s = y.sum().name("s")
+    svg = svg_of(s, renderer)
+    bx, by = box(svg, "x"), box(svg, "y")
+    into = [a for a in arrows(svg) if a.src == bx.id and a.dst == by.id]
+    assert len(into) == 2
+    parts = [numbers(a.label) for a in into]
+    for p in parts:
+        np.testing.assert_allclose(p, [1, -2, 3])  # upstream 1 times the other factor x
+    np.testing.assert_allclose(parts[0] + parts[1], numbers(bx.adjoint))
+    np.testing.assert_allclose(numbers(bx.adjoint), [2, -4, 6])
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_non_scalar_output_is_seeded_with_ones(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = (x * x).name("y")
+    drawing = draw(y)
+    svg = drawing.pipe("svg", renderer)
+    assert any("seed: ones" in t for t in all_text(svg))
+    assert any("seed: ones" in n for n in drawing.notes)
+    assert box(svg, "x").adjoint == "[0 2 4 6]"
+    assert box(svg, "y").adjoint == "[1 1 1 1]"
+
+
+def two_inputs():
+    a = gv.tensor([1.0, 2.0], requires_grad=True).name("a")
+    b = gv.tensor([3.0, 4.0], requires_grad=True).name("b")
+    bb = (b * b).name("bb")
+    out = (gv.sum(a * a) + gv.sum(bb)).name("out")
+    return a, b, bb, out
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_wrt_prunes_the_other_branch(renderer):
+    a, b, bb, out = two_inputs()
+    svg = svg_of(out, renderer, wrt=[a])
+    assert box(svg, "a").adjoint == "[2 4]"
+    for name in ("b", "bb"):
+        assert box(svg, name).adjoint == "not computed"
+        assert "leads to none of the requested inputs" in box(svg, name).tooltip
+    assert box(svg, "bb").dashed
+    assert not box(svg, "a").dashed
+    # Without wrt, b's branch is differentiated.
+    assert box(svg_of(out, renderer), "b").adjoint == "[6 8]"
+
+
+def test_wrt_input_not_requested_is_drawn_pruned():
+    """An input that requires grad but is left out of wrt is pruned, not a constant.
+
+    The issue: "the rest are pruned and drawn as pruned".
+    """
+    a, b, bb, out = two_inputs()
+    drawing = draw(out, wrt=[a])
+    kinds = {v.name: v.kind for v in drawing.view.nodes}
+    assert kinds["bb"] == "pruned"
+    assert kinds["b"] == "pruned", "b requires grad but is drawn in the constant style"
+    assert box(drawing.pipe("svg", "embedded"), "b").dashed
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_show_structure_and_values(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    s = (x * x).sum().name("s")
+    structure = svg_of(s, renderer, show="structure")
+    for b in boxes(structure).values():
+        assert b.value is None and b.adjoint is None, b.lines
+    assert box(structure, "x").lines == ["x", "AccumulateGrad", "float32[4]"]
+    assert box(structure, "s").lines == ["s = sum(v1)", "SumBackward0", "float32 scalar"]
+    assert not any("∂" in t for t in all_text(structure))
+
+    values = svg_of(s, renderer, show="values")
+    assert box(values, "x").value == "[0 1 2 3]"
+    assert box(values, "s").value == "14"
+    assert not any("∂" in t for t in all_text(values))
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("show", ["structure", "values"])
+def test_show_without_adjoints_does_not_draw_everything_pruned(show):
+    """With no backward pass run (show structure/values), nothing is 'pruned'.
+
+    The input x requires grad and x*x is an ordinary op: they must keep their
+    own styles, not the constant/pruned ones with 'not reached by the last
+    backward pass' tooltips.
+    """
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = (x * x).name("y")
+    s = y.sum().name("s")
+    drawing = draw(s, show=show)
+    kinds = {v.name: v.kind for v in drawing.view.nodes}
+    assert kinds == {"x": "leaf", "y": "op", "s": "output"}
+    svg = drawing.pipe("svg", "embedded")
+    for name in ("x", "y", "s"):
+        assert not box(svg, name).dashed, name
+        assert "no gradient" not in box(svg, name).tooltip, box(svg, name).tooltip
+    assert not any(a.dashed for a in arrows(svg))
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_edge_labels_jacobian(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = (x * x).name("y")
+    s = y.sum().name("s")
+    svg = svg_of(s, renderer, edge_labels="jacobian")
+    labels = {(a.src, a.dst, a.id): a.label for a in arrows(svg)}
+    bx, by, bs = box(svg, "x"), box(svg, "y"), box(svg, "s")
+    into_y = [v for (src, dst, _), v in labels.items() if (src, dst) == (bx.id, by.id)]
+    into_s = [v for (src, dst, _), v in labels.items() if (src, dst) == (by.id, bs.id)]
+    assert len(into_y) == 2 and all(re.match(r"J \(4\)×\(4\)", v) for v in into_y)
+    assert len(into_s) == 1 and re.match(r"J \(\)×\(4\)", into_s[0])
+    assert all(re.match(r"J \([\d,]*\)×\([\d,]*\)", v) for v in labels.values())
+    # Contributions are not the label in this mode.
+    assert not any(v == "[0 1 2 3]" for v in labels.values())
+
+
+def _greyscale(colour: str) -> bool:
+    c = colour.strip().lower()
+    if c in ("none", "transparent", "black", "white", "gray", "grey"):
+        return True
+    m = re.fullmatch(r"#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})?", c)
+    if m:
+        return m.group(1) == m.group(2) == m.group(3)
+    m = re.fullmatch(r"#([0-9a-f])([0-9a-f])([0-9a-f])", c)
+    return bool(m) and m.group(1) == m.group(2) == m.group(3)
+
+
+def theme_example():
+    x, y, u, z, out = detach_example()
+    c = gv.ones(4).name("c")  # a constant
+    return x, (out + gv.sum(c * x)).name("total")
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+@pytest.mark.parametrize("theme", ["light", "dark", "print"])
+def test_every_theme_renders(theme, renderer):
+    x, total = theme_example()
+    drawing = draw(total, theme=theme)
+    svg = drawing.pipe("svg", renderer)
+    root = parse(svg)
+    assert box(svg, "x").adjoint == "[1 2 5 10]"  # u + c
+    assert box(svg, "u").dashed
+    kinds = {v.kind for v in drawing.view.nodes}
+    assert kinds == {"leaf", "constant", "op", "output", "pruned"}
+    legend = [g.get("id") for g in root.iter(SVG + "g") if g.get("id", "").startswith("legend_")]
+    assert {f"legend_{k}" for k in kinds} <= set(legend)
+    colours = {el.get(attr) for el in root.iter() for attr in ("fill", "stroke")
+               if el.get(attr) is not None}
+    grey = {c for c in colours if _greyscale(c)}
+    if theme == "print":
+        assert colours == grey, f"not grey-scale: {sorted(colours - grey)}"
+    else:
+        assert colours - grey, "a colour theme without any colour"
+    if theme == "dark":
+        background = root.find(f"{SVG}g/{SVG}polygon")
+        assert background.get("fill") == "#111827"
+
+
+AWKWARD = 'a{b}|c<d>"e"&f\\g'
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_awkward_label_renders_verbatim(renderer):
+    t = gv.tensor([1.0, 2.0], requires_grad=True).name(AWKWARD)
+    out = (t * t).sum().name("out")
+    data = svg_of(out, renderer)
+    ET.fromstring(data)  # valid XML
+    b = box(data, AWKWARD)
+    assert b.title == AWKWARD
+    assert b.adjoint_head == f"∂out/∂{AWKWARD}"
+    assert b.adjoint == "[2 4]"
+    assert b.tooltip.startswith(f"{AWKWARD} (v0)")
+    assert any(line == f"v1 = {AWKWARD} * {AWKWARD}" for line in all_text(data))
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_awkward_title_renders_verbatim(renderer):
+    x = gv.arange(3.0, requires_grad=True).name("x")
+    title = 'slide {1} | <x> "q" & \\ end'
+    svg = svg_of(x.sum(), renderer, title=title)
+    assert title in all_text(svg)
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_svg_is_self_contained_with_stable_ids(renderer):
+    x, y, u, z, out = detach_example()
+    data = svg_of(out, renderer)
+    root = parse(data)
+    for el in root.iter():
+        for key, value in el.attrib.items():
+            if key.endswith("href"):
+                assert not re.match(r"\s*(https?:|file:|//)", value), (key, value)
+            if key == "style":
+                assert "url(" not in value
+        assert el.tag not in (SVG + "image", SVG + "use", SVG + "script")
+    ids = boxes(data)
+    assert sorted(ids) == [f"v{i}" for i in range(5)]
+    assert [ids[f"v{i}"].title.split(" ")[0] for i in range(5)] == ["x", "y", "u", "z", "out"]
+    assert sorted(a.id for a in arrows(data)) == sorted(f"e{i}" for i in range(len(arrows(data))))
+    # The same graph drawn again gets the same ids and the same picture.
+    assert svg_of(out, renderer) == data
+
+
+def test_render_does_not_touch_grad(tmp_path):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x)
+    result = gv.render(y, tmp_path / "g.svg", renderer="embedded")
+    assert isinstance(result, graphviz.Digraph)
+    assert x.grad is None
+    assert box((tmp_path / "g.svg").read_bytes(), "x").adjoint == "[0 2 4 6]"
+    gv.render(y)  # again, and without a path
+    assert x.grad is None
+    # The graph is kept for the user's own backward(), which does not accumulate ours.
+    y.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 2, 4, 6])
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_render_after_backward_freed_the_graph(renderer):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x).name("y")
+    y.backward()
+    drawing = draw(y)
+    svg = drawing.pipe("svg", renderer)
+    assert box(svg, "x").adjoint == "[0 2 4 6]"
+    assert box(svg, "y").value == "14"
+    assert any("edge contributions" in t for t in all_text(svg))
+    np.testing.assert_array_equal(x.grad.numpy(), [0, 2, 4, 6])  # untouched
+
+
+def test_edges_after_backward_are_not_drawn_as_pruned():
+    """Gradient did flow along x -> y (x shows its adjoint); only the per-edge
+    contribution was not kept.  The legend says 'dashed: pruned, no gradient
+    flows', so these edges must not be dashed nor say 'pruned'."""
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x).name("y")
+    y.backward()
+    svg = draw(y).pipe("svg", "embedded")
+    edges = arrows(svg)
+    assert len(edges) == 2
+    for a in edges:
+        assert not a.dashed, a.tooltip
+        assert "pruned" not in a.tooltip, a.tooltip
+
+
+def test_hundred_thousand_node_chain():
+    x = gv.tensor(0.5, requires_grad=True).name("x")
+    h = x
+    for _ in range(100_000):
+        h = gv.sin(h)
+    drawing = draw(h)
+    assert len(drawing.tape) == 100_001
+    assert any("--max-nodes" in n for n in drawing.notes)
+    assert len(drawing.view.nodes) <= 400
+    assert "×100000" in drawing.source
+    assert "--max-nodes" in drawing.source  # said on the diagram itself
+    svg = drawing.pipe("svg", "embedded")
+    assert any("×100000" in t for t in all_text(svg))
+    # The adjoint of x is the product of the cosines along the chain.
+    expected = 1.0
+    value = np.float32(0.5)
+    for _ in range(100_000):
+        expected *= float(np.cos(value))
+        value = np.sin(value, dtype=np.float32)
+    np.testing.assert_allclose(float(x.adjoint), expected, rtol=1e-2)
+
+
+@needs_dot
+@pytest.mark.parametrize("suffix, magic", [(".png", b"\x89PNG\r\n\x1a\n"), (".pdf", b"%PDF-")])
+def test_png_and_pdf_with_the_system_renderer(tmp_path, suffix, magic):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x)
+    path = tmp_path / f"g{suffix}"
+    gv.render(y, path, renderer="system")
+    assert path.read_bytes().startswith(magic)
+    # The format can also be given explicitly, whatever the extension.
+    other = tmp_path / "slide.bin"
+    gv.render(y, other, format=suffix[1:], renderer="system")
+    assert other.read_bytes().startswith(magic)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([path.name, other.name])
+
+
+def test_render_writes_atomically(tmp_path):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x)
+    target = tmp_path / "g.svg"
+    target.write_text("old")
+    gv.render(y, target, renderer="embedded")
+    assert [p.name for p in tmp_path.iterdir()] == ["g.svg"]
+    assert box(target.read_bytes(), "x").adjoint == "[0 2 4 6]"
+    gv.render(y, tmp_path / "g.dot")
+    assert (tmp_path / "g.dot").read_text().startswith("digraph")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.dot", "g.svg"]
+
+
+def test_render_into_a_missing_folder_fails_cleanly(tmp_path):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x)
+    with pytest.raises(gv.RenderError, match="cannot write"):
+        gv.render(y, tmp_path / "missing" / "g.svg", renderer="embedded")
+    assert list(tmp_path.iterdir()) == []
+    # Onto a directory: the temporary file is removed again.
+    (tmp_path / "d.svg").mkdir()
+    with pytest.raises(RenderError):
+        gv.render(y, tmp_path / "d.svg", renderer="embedded")
+    assert [p.name for p in tmp_path.iterdir()] == ["d.svg"]
+    assert list((tmp_path / "d.svg").iterdir()) == []
+    with pytest.raises(RenderError):
+        write_atomic(tmp_path / "nope" / "x.bin", b"data")
+    assert [p.name for p in tmp_path.iterdir()] == ["d.svg"]
+
+
+def test_unavailable_format_writes_nothing(tmp_path):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x)
+    target = tmp_path / "g.png"
+    with pytest.raises(RendererUnavailable, match="PNG"):
+        gv.render(y, target, renderer="embedded")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_notebook_svg_reprs():
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x).name("y")
+    drawing = draw(y)
+    assert isinstance(drawing, Drawing)
+    text = drawing._repr_svg_()
+    assert isinstance(text, str)
+    assert parse(text).tag == SVG + "svg"
+    assert box(text, "x").adjoint == "[0 2 4 6]"
+    tape_text = gv.tape(y)._repr_svg_()
+    assert isinstance(tape_text, str)
+    assert box(tape_text, "y").value == "14"
+    assert box(tape_text, "x").adjoint == "[0 2 4 6]"
+    assert x.grad is None
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_non_finite_values(renderer):
+    with np.errstate(all="ignore"):
+        x = gv.tensor([0.0, 1.0], requires_grad=True).name("x")
+        lg = gv.log(x).name("lg")
+        out = gv.sum(lg).name("out")
+        v = gv.tensor([-1.0, 4.0], requires_grad=True).name("v")
+        r = gv.sqrt(v).name("r")
+        drawing = draw(out)
+        drawing2 = draw(r.sum().name("s"))
+    svg = drawing.pipe("svg", renderer)
+    assert box(svg, "lg").value == "[-inf 0]"
+    assert box(svg, "out").value == "-inf"
+    assert box(svg, "x").adjoint == "[inf 1]"
+    assert any("non-finite" in w for w in drawing.warnings)
+    assert "x" in drawing.warnings[0] and "lg" in drawing.warnings[0]
+    svg2 = drawing2.pipe("svg", renderer)
+    assert box(svg2, "r").value == "[nan 2]"
+    assert box(svg2, "s").value == "nan"
+    assert any("non-finite" in w for w in drawing2.warnings)
+    # A finite graph has no warning.
+    assert draw(gv.sum(gv.arange(3.0, requires_grad=True))).warnings == []
+
