@@ -12,7 +12,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from gradviz import ops
-from gradviz.engine.tensor import Tensor, as_tensor
+from gradviz.engine.op import _NO_PARAMS
+from gradviz.engine.tensor import Tensor, as_tensor, record
 from gradviz.errors import ShapeError
 
 def _t(x: Any) -> Tensor:
@@ -55,20 +56,31 @@ def sub(a: Any, b: Any) -> Tensor: return ops.sub(_t(a), b)
 def mul(a: Any, b: Any) -> Tensor: return ops.mul(_t(a), b)
 def div(a: Any, b: Any) -> Tensor: return ops.div(_t(a), b)
 def pow(a: Any, b: Any) -> Tensor: return ops.pow(_t(a), b)
-def neg(x: Any) -> Tensor: return ops.neg(_t(x))
-def sin(x: Any) -> Tensor: return ops.sin(_t(x))
-def cos(x: Any) -> Tensor: return ops.cos(_t(x))
-def tan(x: Any) -> Tensor: return ops.tan(_t(x))
-def exp(x: Any) -> Tensor: return ops.exp(_t(x))
-def log(x: Any) -> Tensor: return ops.log(_t(x))
-def sqrt(x: Any) -> Tensor: return ops.sqrt(_t(x))
-def abs(x: Any) -> Tensor: return ops.abs(_t(x))
-def tanh(x: Any) -> Tensor: return ops.tanh(_t(x))
-def sigmoid(x: Any) -> Tensor: return ops.sigmoid(_t(x))
-def relu(x: Any) -> Tensor: return ops.relu(_t(x))
-def sign(x: Any) -> Tensor: return ops.sign(_t(x))
-def detach(x: Any) -> Tensor: return ops.detach(_t(x))
-def clone(x: Any) -> Tensor: return ops.identity(_t(x))
+
+
+def _unary(op: Any, doc: str) -> Any:
+    """The public function of a one-input op: straight to the tape recorder (a hot path)."""
+    def function(x: Any) -> Tensor:
+        return record(op, (x if isinstance(x, Tensor) else as_tensor(x),), _NO_PARAMS)
+    function.__name__ = function.__qualname__ = op.name if op.name != "clone" else "clone"
+    function.__doc__ = doc
+    return function
+
+
+neg = _unary(ops.neg, "-x, elementwise.")
+sin = _unary(ops.sin, "Sine, elementwise; its derivative is cos.")
+cos = _unary(ops.cos, "Cosine, elementwise; its derivative is -sin.")
+tan = _unary(ops.tan, "Tangent, elementwise; its derivative is 1 + tan².")
+exp = _unary(ops.exp, "e to the x, elementwise; its own derivative.")
+log = _unary(ops.log, "Natural logarithm, elementwise; its derivative is 1/x.")
+sqrt = _unary(ops.sqrt, "Square root, elementwise; its derivative is 1/(2√x).")
+abs = _unary(ops.abs, "Absolute value, elementwise; its derivative is sign(x).")
+tanh = _unary(ops.tanh, "Hyperbolic tangent, elementwise; its derivative is 1 - tanh².")
+sigmoid = _unary(ops.sigmoid, "1 / (1 + e^-x), elementwise; its derivative is s(1 - s).")
+relu = _unary(ops.relu, "max(x, 0), elementwise; its derivative is 1 where x > 0, else 0.")
+sign = _unary(ops.sign, "-1, 0 or 1, elementwise; passes no gradient.")
+detach = _unary(ops.detach, "The same value, cut from the graph: no gradient flows back through it.")
+clone = _unary(ops.identity, "A copy that stays in the graph (its gradient passes through).")
 
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:

@@ -180,17 +180,20 @@ class BackwardPass:
         return reasons
 
     def __iter__(self) -> Iterator[Step]:
-        return self._walk()
+        return self._walk(emit=True)
 
     def run(self) -> "BackwardPass":
-        """Run the pass to the end (what ``backward()`` does)."""
-        for _ in self._walk():
+        """Run the pass to the end (what ``backward()`` does).
+
+        The same walk as iterating, with no :class:`Step` built, since nobody reads them.
+        """
+        for _ in self._walk(emit=False):
             pass
         return self
 
     # -- the algorithm ------------------------------------------------------------------
 
-    def _walk(self) -> Iterator[Step]:
+    def _walk(self, emit: bool) -> Iterator[Step]:
         for n in self._all:
             n.adjoint = None
         for out, g in zip(self.outputs, self._seeds):
@@ -207,19 +210,19 @@ class BackwardPass:
                 if g is None:  # not reached from the outputs (several outputs, pruned)
                     continue
                 op = n.op
-                contributions = []
+                contributions: list | None = [] if emit else None
                 if op is not None and not n.is_leaf:
                     if op.saves_tensors and n.saved is None:
                         raise AutogradError(FREED)
                     saved = op.pick_saved(n.inputs, n) if create else n.saved or ()
                     params = n.params
                     for i, x in enumerate(n.inputs):
-                        if not x.requires_grad or (needed is not None and id(x) not in needed):
-                            contributions.append((x, None))
-                            continue
-                        rule = op.vjp(i) if op.variadic else op.vjps[i]
-                        if rule is None:
-                            contributions.append((x, None))
+                        rule = None
+                        if x.requires_grad and (needed is None or id(x) in needed):
+                            rule = op.vjp(i) if op.variadic else op.vjps[i]
+                        if rule is None:  # pruned edge: nothing flows to x
+                            if emit:
+                                contributions.append((x, None))
                             continue
                         c = rule(g, *saved, **params)
                         if c.shape != x.data.shape:
@@ -227,7 +230,8 @@ class BackwardPass:
                         xd = x.data.dtype  # a float32 leaf keeps a float32 grad
                         if c.dtype is not xd and c.dtype != xd:
                             c = cast(c, dtype=xd, src=c.dtype)
-                        contributions.append((x, c))
+                        if emit:
+                            contributions.append((x, c))
                         prev = x.adjoint
                         x.adjoint = c if prev is None else prev + c
                     if not retain and op.saves_tensors:  # shapes alone stay, as in PyTorch
@@ -237,7 +241,8 @@ class BackwardPass:
                         (targets is None or id(n) in targets):
                     self._accumulate(n, g)
                     accumulated = True
-                yield Step(index, n, g, tuple(contributions), accumulated)
+                if emit:
+                    yield Step(index, n, g, tuple(contributions), accumulated)
         finally:
             _GradMode.enabled = prev_mode
 
@@ -246,9 +251,18 @@ class BackwardPass:
         if self.create_graph:
             n._grad = g if n._grad is None else n._grad + g
         elif n._grad is None:
-            n._grad = Tensor(g, dtype=g.dtype)
+            # Take the array if it is a fresh one of its own; copy views (broadcasts are read-only).
+            n._grad = _wrap(g) if g.flags.owndata and g.flags.writeable else \
+                Tensor(g, dtype=g.dtype)
         else:
             n._grad.data = n._grad.data + g
+
+
+def _wrap(a: np.ndarray) -> Tensor:
+    t = Tensor.__new__(Tensor)
+    Tensor.__init__(t, np.empty(0, a.dtype), dtype=a.dtype)
+    t.data = a
+    return t
 
 
 def backward(outputs: Tensor | Sequence[Tensor], grad_tensors: Any = None,

@@ -85,7 +85,7 @@ class Op:
         """Apply the op: recorded on the tape if any argument is a Tensor, else plain numpy."""
         for a in args:
             if isinstance(a, _Tensor):
-                return _record(self, args, params)
+                return _record(self, args, params or _NO_PARAMS)
         return self.forward(*args, **params)
 
     # -- what the engine asks of an op --------------------------------------
@@ -122,12 +122,12 @@ def _picker(picks: tuple) -> Callable[[Sequence[Any], Any], tuple]:
     """
     if not picks:
         return lambda inputs, out: ()
-    if picks == (("x", 0),):
-        return lambda inputs, out: (inputs[0],)
+    if picks == (("x", 0),):  # the inputs themselves when they are exactly what is saved
+        return lambda inputs, out: inputs if len(inputs) == 1 else (inputs[0],)
     if picks == (("out", 0),):
         return lambda inputs, out: (out,)
     if picks == (("x", 0), ("x", 1)):
-        return lambda inputs, out: (inputs[0], inputs[1])
+        return lambda inputs, out: inputs if len(inputs) == 2 else (inputs[0], inputs[1])
 
     def pick(inputs: Sequence[Any], out: Any) -> tuple:
         return tuple(out if kind == "out" else inputs[i].shape if kind == "shape" else inputs[i]
@@ -150,6 +150,8 @@ def defop(name: str, forward: Callable[..., np.ndarray], **spec: Any) -> Op:
     """
     return Op(name, forward, **spec)
 
+
+_NO_PARAMS: dict = {}  # shared by every node without parameters; never mutated
 
 # Bound late by gradviz.engine.tensor (which imports this module) to avoid a cycle.
 _Tensor: type = type(None)

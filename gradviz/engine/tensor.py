@@ -519,7 +519,14 @@ def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Ten
     return _factory(np.zeros_like(as_tensor(t).data), dtype, requires_grad)
 
 
-_rng = np.random.default_rng()
+_rng: Any = None  # made on first use: importing numpy.random costs start-up time
+
+
+def _generator() -> Any:
+    global _rng
+    if _rng is None:
+        _rng = np.random.default_rng()
+    return _rng
 
 
 def manual_seed(seed: int) -> None:
@@ -532,10 +539,10 @@ def randn(*sizes: Any, size: Sequence[int] | None = None, dtype: Any = None,
           requires_grad: bool = False) -> Tensor:
     """Standard normal samples; ``randn(size=())`` gives a scalar, as in the lesson."""
     shape = tuple(size) if size is not None else _sizes(sizes)
-    return _factory(_rng.standard_normal(shape), dtype, requires_grad)
+    return _factory(_generator().standard_normal(shape), dtype, requires_grad)
 
 
 def rand(*sizes: Any, size: Sequence[int] | None = None, dtype: Any = None,
          requires_grad: bool = False) -> Tensor:
     shape = tuple(size) if size is not None else _sizes(sizes)
-    return _factory(_rng.random(shape), dtype, requires_grad)
+    return _factory(_generator().random(shape), dtype, requires_grad)

@@ -60,7 +60,8 @@ _MAX_INSTANCE_MEMORY = 256 * 1024 * 1024
 
 # Cache files are "graphviz-<key>-<sha256 of contents>.cwasm"; the key covers
 # the wasm file, the wasmtime build and this layout's version.
-_CACHE_FORMAT = b"gradviz-cwasm-1"
+_CACHE_FORMAT = b"gradviz-cwasm-2"  # 2: engine built with a larger wasm stack
+_WASM_STACK = 2000 * 1024
 _CACHE_SUFFIX = ".cwasm"
 
 
@@ -446,7 +447,11 @@ class _Embedded:
                 f"The embedded Graphviz is missing ({self.wasm_path}): reinstall it with "
                 f"{_INSTALL_EMBEDDED}."
             ) from exc
-        self.engine = wasmtime.Engine()
+        # Graphviz recurses deeply on long chains: the default 512 KiB wasm stack
+        # is exhausted near 5,000 boxes.  2000 KiB stays under wasmtime's 2 MiB cap.
+        config = wasmtime.Config()
+        config.max_wasm_stack = _WASM_STACK
+        self.engine = wasmtime.Engine(config)
         #: How the module was obtained: "cache" (loaded from the cache),
         #: "compiled+stored" (compiled, then cached) or "compiled" (cache unusable).
         self.cache_status = "compiled"
@@ -488,6 +493,10 @@ class _Embedded:
                 # costs well under a millisecond).
                 raise RenderError(f"Graphviz (embedded) could not lay out the graph: {exc}") from None
             except Exception as exc:  # wasmtime traps and errors
+                if "stack exhausted" in str(exc):
+                    raise RenderError(
+                        "the graph is too deep for the embedded Graphviz: draw fewer boxes "
+                        "(--roll, a lower --max-nodes) or use --renderer system") from None
                 detail = str(exc).strip().splitlines()
                 raise RenderError(
                     "Graphviz (embedded) failed: " + (detail[0] if detail else type(exc).__name__)

@@ -7,6 +7,9 @@ middle elided (``[0 1 2 … 97 98 99]``), one line per row of a matrix.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 ELLIPSIS = "…"
@@ -17,9 +20,9 @@ def _number(x: float, precision: int) -> str:
     if isinstance(x, (bool, np.bool_)):
         return "T" if x else "F"
     x = float(x)
-    if np.isnan(x):
+    if x != x:
         return "nan"
-    if np.isinf(x):
+    if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     if x == 0:
         return "0"
@@ -73,11 +76,15 @@ def format_array(a: np.ndarray, precision: int = 4, max_elems: int = 6) -> str:
 
 def format_shape(a: np.ndarray) -> str:
     """``float32[2×3]``, or ``float32 scalar``."""
-    dt = np.asarray(a).dtype
-    name = "bool" if dt == np.bool_ else str(dt)
+    name = _dtype_name(np.asarray(a).dtype)
     if a.ndim == 0:
         return f"{name} scalar"
     return f"{name}[{'×'.join(str(n) for n in a.shape)}]"
+
+
+@functools.lru_cache(maxsize=None)
+def _dtype_name(dt: np.dtype) -> str:
+    return "bool" if dt == np.bool_ else str(dt)
 
 
 def jacobian_shape(out: np.ndarray, inp: np.ndarray) -> str:
