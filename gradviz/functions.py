@@ -20,21 +20,26 @@ def _t(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else as_tensor(x)
 
 
+def _dim(a: Any, ndim: int) -> int:
+    """One axis as a non-negative int; PyTorch's errors for floats and out-of-range values."""
+    if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+        raise ShapeError(f"an axis must be an integer, got {a!r}")
+    span = ndim if ndim else 1  # a 0-d tensor accepts axis 0 or -1, as in PyTorch
+    if not -span <= a < span:
+        raise ShapeError(f"Dimension out of range (expected to be in range of "
+                         f"[{-span}, {span - 1}], but got {a})")
+    return int(a) % span
+
+
 def _axes(x: Tensor, axis: Any) -> tuple | None:
     """Normalise an axis argument to a sorted tuple of non-negative ints (or None)."""
     if axis is None:
         return None
     items = axis if isinstance(axis, (tuple, list)) else (axis,)
-    nd = x.ndim
-    span = nd if nd else 1  # a 0-d tensor accepts axis 0 or -1, as in PyTorch
-    out = []
-    for a in items:
-        a = int(a)
-        if not -span <= a < span:
-            raise ShapeError(f"Dimension out of range (expected to be in range of "
-                             f"[{-span}, {span - 1}], but got {a})")
-        out.append(a % nd if nd else 0)
-    return tuple(sorted(set(out))) if nd else None
+    out = [_dim(a, x.ndim) for a in items]
+    if len(set(out)) != len(out):
+        raise ShapeError(f"dim {out[0]} appears multiple times in the list of dims")
+    return tuple(sorted(out)) if x.ndim else None
 
 
 def _axis_kw(axis: Any, dim: Any) -> Any:
@@ -62,7 +67,7 @@ def _unary(op: Any, doc: str) -> Any:
     """The public function of a one-input op: straight to the tape recorder (a hot path)."""
     def function(x: Any) -> Tensor:
         return record(op, (x if isinstance(x, Tensor) else as_tensor(x),), _NO_PARAMS)
-    function.__name__ = function.__qualname__ = op.name if op.name != "clone" else "clone"
+    function.__name__ = function.__qualname__ = op.name
     function.__doc__ = doc
     return function
 
@@ -162,8 +167,12 @@ def transpose(x: Any, dim0: int | None = None, dim1: int | None = None) -> Tenso
     x = _t(x)
     if dim0 is None and dim1 is None:
         return ops.transpose(x, axes=None)
+    if dim0 is None or dim1 is None:
+        raise ShapeError("transpose: give both axes to swap (transpose(x, 0, 1)), or none")
     perm = list(range(x.ndim))
-    d0, d1 = (_axes(x, dim0) or (0,))[0], (_axes(x, dim1) or (0,))[0]
+    d0, d1 = _dim(dim0, x.ndim), _dim(dim1, x.ndim)
+    if x.ndim < 2:
+        return ops.transpose(x, axes=tuple(perm))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return ops.transpose(x, axes=tuple(perm))
 
@@ -172,13 +181,19 @@ def permute(x: Any, *dims: Any) -> Tensor:
     x = _t(x)
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    return ops.transpose(x, axes=tuple(int(d) % x.ndim for d in dims))
+    axes = tuple(_dim(d, x.ndim) for d in dims)
+    if sorted(axes) != list(range(x.ndim)):
+        raise ShapeError(f"permute: the dims {list(dims)} are not a permutation of the "
+                         f"{x.ndim} axes of a tensor of shape {list(x.shape)}")
+    return ops.transpose(x, axes=axes)
 
 
 def reshape(x: Any, *shape: Any) -> Tensor:
     x = _t(x)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) for s in shape):
+        raise ShapeError(f"reshape: sizes must be integers, got {list(shape)}")
     shape = tuple(int(s) for s in shape)
     return ops.reshape(x, shape=_reshape_target(shape, x.numel()))
 
@@ -215,7 +230,13 @@ def concatenate(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None
     ts = [_t(t) for t in tensors]
     if not ts:
         raise ShapeError("concatenate: expected a non-empty list of Tensors")
-    ax = _axes(ts[0], dim if dim is not None else axis)[0]
+    if any(t.ndim == 0 for t in ts):
+        raise ShapeError("concatenate: zero-dimensional tensors cannot be concatenated; "
+                         "use stack")
+    if any(t.ndim != ts[0].ndim for t in ts):
+        raise ShapeError("concatenate: tensors must have the same number of dimensions, got "
+                         + ", ".join(str(list(t.shape)) for t in ts))
+    ax = _dim(dim if dim is not None else axis, ts[0].ndim)
     return ops.concatenate(*ts, axis=ax, sizes=tuple(t.shape[ax] for t in ts))
 
 
@@ -229,8 +250,7 @@ def stack(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> T
     if any(t.shape != ts[0].shape for t in ts):
         raise ShapeError("stack: expects each tensor to be equal size, but got "
                          + ", ".join(str(list(t.shape)) for t in ts))
-    a = dim if dim is not None else axis
-    a = int(a) % (ts[0].ndim + 1)
+    a = _dim(dim if dim is not None else axis, ts[0].ndim + 1)
     return ops.stack(*ts, axis=a, count=len(ts))
 
 
@@ -241,12 +261,11 @@ _METHODS = {
     "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "sign": sign, "neg": neg,
     "sum": sum, "mean": mean, "max": max, "min": min, "norm": norm, "dot": dot,
     "matmul": matmul, "mm": matmul, "transpose": transpose, "permute": permute,
-    "reshape": reshape, "view": reshape, "flatten": flatten, "expand_as": None,
+    "reshape": reshape, "view": reshape, "flatten": flatten,
     "add": add, "sub": sub, "mul": mul, "div": div, "pow": pow,
 }
 for _name, _fn in _METHODS.items():
-    if _fn is not None:
-        setattr(Tensor, _name, _fn)
+    setattr(Tensor, _name, _fn)
 Tensor.expand = lambda self, *shape: broadcast_to(  # type: ignore[attr-defined]
     self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 Tensor.expand_as = lambda self, other: broadcast_to(self, other.shape)  # type: ignore[attr-defined]

@@ -66,10 +66,6 @@ def fit_shape(g: Any, shape: tuple) -> Any:
     return g
 
 
-def _dtype_of(x: Any) -> np.dtype:
-    return x.dtype
-
-
 # -- elementwise arithmetic -------------------------------------------------------
 
 add = defop("add", np.add, grad_fn="AddBackward0", symbol="+",
@@ -88,19 +84,32 @@ div = defop("div", np.true_divide, grad_fn="DivBackward0", symbol="/", saves=("x
             vjps=(lambda g, x, y: g / y, lambda g, x, y: -g * x / (y * y)),
             jvps=(lambda t, x, y: t / y, lambda t, x, y: -t * x / (y * y)))
 
-pow = defop("pow", np.power, grad_fn="PowBackward0", symbol="**", saves=("x0", "x1", "out"),
-            vjps=(lambda g, x, y, out: g * y * x ** (y - 1),
-                  lambda g, x, y, out: g * log(x) * out),
-            jvps=(lambda t, x, y, out: t * y * x ** (y - 1),
-                  lambda t, x, y, out: t * log(x) * out))
+def _masked(mask: Any, value: Any) -> Any:
+    """``value`` with 0 where ``mask`` holds; no extra node when the mask is empty."""
+    return where(mask, 0, value) if np.any(np.asarray(mask)) else value
 
-neg = defop("neg", np.negative, grad_fn="NegBackward0", symbol="neg",
+
+def _pow_base(g: Any, x: Any, y: Any, out: Any) -> Any:
+    """d(x**y)/dx = y x**(y-1), taken as 0 where y == 0 (no nan at x = 0), as PyTorch does."""
+    return _masked(eq(y, 0), g * y * x ** (y - 1))
+
+
+def _pow_exponent(g: Any, x: Any, y: Any, out: Any) -> Any:
+    """d(x**y)/dy = x**y log x, taken as 0 at x == 0 for y >= 0, as PyTorch does."""
+    return _masked(eq(x, 0) * ge(y, 0), g * log(x) * out)
+
+
+pow = defop("pow", np.power, grad_fn="PowBackward0", symbol="**", saves=("x0", "x1", "out"),
+            vjps=(_pow_base, _pow_exponent), jvps=(_pow_base, _pow_exponent))
+
+neg = defop("neg", np.negative, grad_fn="NegBackward0", display=lambda a, p: f"-{a[0]}",
             vjps=(lambda g: -g,), jvps=(lambda t: -t,))
 
 identity = defop("clone", np.copy, grad_fn="CloneBackward0",
                  vjps=(lambda g: g,), jvps=(lambda t: t,))
 
 cast = defop("to", lambda x, dtype, src: x.astype(dtype), grad_fn="ToCopyBackward0",
+             display=lambda a, p: f"{a[0]}.to({p['dtype']})",
              vjps=(lambda g, dtype, src: cast(g, dtype=src, src=dtype),),
              jvps=(lambda t, dtype, src: cast(t, dtype=dtype, src=src),))
 
@@ -130,7 +139,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 sigmoid = _elementwise("sigmoid", _sigmoid, "SigmoidBackward0", ("out",),
                        lambda g, y: g * y * (1 - y))
 relu = _elementwise("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
-                    "ReluBackward0", ("x0",), lambda g, x: g * cast(gt(x, 0), dtype=_dtype_of(g),
+                    "ReluBackward0", ("x0",), lambda g, x: g * cast(gt(x, 0), dtype=g.dtype,
                                                                         src=np.dtype(bool)))
 
 # -- reductions -------------------------------------------------------------------
@@ -150,7 +159,7 @@ mean = defop("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=ke
 def _extremum_weights(x: Any, out: Any, axis: tuple | None, keepdims: bool) -> Any:
     """Where the extremum was attained, ties sharing equally (as PyTorch's max())."""
     hit = eq(x, out if keepdims else reshape(out, shape=_kept(x.shape, axis)))
-    hit = cast(hit, dtype=_dtype_of(x), src=np.dtype(bool))
+    hit = cast(hit, dtype=x.dtype, src=np.dtype(bool))
     return hit / hit.sum(axis=axis, keepdims=True)
 
 
@@ -192,13 +201,14 @@ def _as_matrices(x: Any, y: Any, g: Any) -> tuple:
     """View 1-D operands of matmul as matrices (and g to match), as numpy does."""
     x2 = reshape(x, shape=(1,) + tuple(x.shape)) if x.ndim == 1 else x
     y2 = reshape(y, shape=tuple(y.shape) + (1,)) if y.ndim == 1 else y
+    # numpy dropped the m axis of a 1-D x and the n axis of a 1-D y from the result: put them back.
     gshape = tuple(g.shape)
-    if x.ndim == 1:
-        gshape = gshape[:-1] + (1,) + gshape[-1:] if y.ndim > 1 else gshape + (1,)
-    if y.ndim == 1:
-        gshape = gshape + (1,) if x.ndim > 1 else gshape + (1,)
     if x.ndim == 1 and y.ndim == 1:
         gshape = (1, 1)
+    elif x.ndim == 1:
+        gshape = gshape[:-1] + (1,) + gshape[-1:]
+    elif y.ndim == 1:
+        gshape = gshape + (1,)
     return x2, y2, reshape(g, shape=gshape)
 
 
@@ -226,7 +236,9 @@ matmul = defop("matmul", np.matmul, grad_fn="MmBackward0", symbol="@", saves=("x
 # -- shapes and indexing ----------------------------------------------------------
 
 transpose = defop("transpose", lambda x, axes: np.transpose(x, axes),
-                  grad_fn="PermuteBackward0", symbol="T",
+                  grad_fn="PermuteBackward0",
+                  display=lambda a, p: f"{a[0]}.T" if p["axes"] is None else
+                  f"transpose({a[0]}, axes={p['axes']})",
                   vjps=(lambda g, axes: transpose(
                       g, axes=None if axes is None else tuple(np.argsort(axes).tolist())),),
                   jvps=(lambda t, axes: transpose(t, axes=axes),))
@@ -252,8 +264,21 @@ scatter = defop("index_add", _scatter, grad_fn="IndexAddBackward0",
                 vjps=(lambda g, index, shape: getitem(g, index=index),),
                 jvps=(lambda t, index, shape: scatter(t, index=index, shape=shape),))
 
+def _index_text(index: Any) -> str:
+    """``1:3, ...`` for diagrams."""
+    def one(p: Any) -> str:
+        if isinstance(p, slice):
+            text = ("" if p.start is None else str(p.start)) + ":" + \
+                ("" if p.stop is None else str(p.stop))
+            return text + (f":{p.step}" if p.step is not None else "")
+        if p is Ellipsis:
+            return "..."
+        return str(p.tolist()) if isinstance(p, np.ndarray) else str(p)
+    return ", ".join(one(p) for p in (index if isinstance(index, tuple) else (index,)))
+
+
 getitem = defop("index", lambda x, index: np.asarray(x[index]), grad_fn="IndexBackward0",
-                symbol="[]", saves=("shape0",),
+                display=lambda a, p: f"{a[0]}[{_index_text(p['index'])}]", saves=("shape0",),
                 vjps=(lambda g, shape, index: scatter(g, index=index, shape=shape),),
                 jvps=(lambda t, shape, index: getitem(t, index=index),))
 
@@ -278,7 +303,8 @@ def _concat_jvp(i: int, t: Any, axis: int, sizes: tuple) -> Any:
 
 
 concatenate = defop("cat", lambda *xs, axis, sizes: np.concatenate(xs, axis=axis),
-                    grad_fn="CatBackward0", vjps=_concat_vjp, jvps=_concat_jvp)
+                    grad_fn="CatBackward0", vjps=_concat_vjp, jvps=_concat_jvp,
+                    display=lambda a, p: f"cat([{', '.join(a)}], axis={p['axis']})")
 
 
 def _stack_jvp(i: int, t: Any, axis: int, count: int) -> Any:
@@ -288,6 +314,7 @@ def _stack_jvp(i: int, t: Any, axis: int, count: int) -> Any:
 
 
 stack = defop("stack", lambda *xs, axis, count: np.stack(xs, axis=axis), grad_fn="StackBackward0",
+              display=lambda a, p: f"stack([{', '.join(a)}], axis={p['axis']})",
               vjps=lambda i, g, axis, count: getitem(g, index=_along(axis, i)),
               jvps=_stack_jvp)
 

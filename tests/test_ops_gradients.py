@@ -168,14 +168,17 @@ BINARY = [
     binary("mul-operator", lambda a, b: a * b, np.multiply),
     binary("div", gv.div, np.divide, right=NONZERO_DENOM),
     binary("div-operator", lambda a, b: a / b, np.divide, right=NONZERO_DENOM),
-    binary("pow", gv.pow, np.power, left=POSITIVE),
-    binary("pow-operator", lambda a, b: a ** b, np.power, left=POSITIVE),
+    # The exponent stays away from 0, where PyTorch (and gradviz) define the base's derivative
+    # as 0 by convention, so second derivatives there are not finite differences.
+    binary("pow", gv.pow, np.power, left=POSITIVE, right=AWAY_FROM_ZERO),
+    binary("pow-operator", lambda a, b: a ** b, np.power, left=POSITIVE, right=AWAY_FROM_ZERO),
     # the broadcasting shapes named in the lesson
     binary("mul", lambda a, b: a * b, np.multiply, shapes=((3, 1), (1, 4))),
     binary("add", lambda a, b: a + b, np.add, shapes=((2, 3), (3,))),
     binary("mul", lambda a, b: a * b, np.multiply, shapes=((), (2, 2))),
     binary("div", lambda a, b: a / b, np.divide, right=NONZERO_DENOM, shapes=((2, 1, 3), (4, 1))),
-    binary("pow", lambda a, b: a ** b, np.power, left=POSITIVE, shapes=((3, 1), (1, 4))),
+    binary("pow", lambda a, b: a ** b, np.power, left=POSITIVE, right=AWAY_FROM_ZERO,
+           shapes=((3, 1), (1, 4))),
     binary("sub", lambda a, b: a - b, np.subtract, shapes=((4,), (3, 1))),
 ]
 

@@ -56,6 +56,19 @@ class Step(NamedTuple):
     accumulated: bool
 
 
+def saved_freed(n: Tensor) -> bool:
+    """Whether a backward pass already freed what ``n``'s op saved for backward."""
+    return n.op is not None and n.op.saves_tensors and n.saved is None and not n.is_leaf
+
+
+def _rule(op: Any, i: int) -> Any:
+    try:
+        return op.vjp(i) if op.variadic else op.vjps[i]
+    except IndexError:
+        raise AutogradError(f"op {op.name!r} has {len(op.vjps)} VJP rules but input {i} "
+                            "needs one: give defop one rule per input (None for none)") from None
+
+
 def _graph_of(outputs: list[Tensor]) -> list[Tensor]:
     """The nodes that require grad below ``outputs``, their adjoints reset.
 
@@ -99,10 +112,14 @@ class BackwardPass:
                  inputs: Sequence[Tensor] | None = None, retain_graph: bool | None = None,
                  create_graph: bool = False, accumulate: bool = True) -> None:
         outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-        if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray, float, int)):
-            seeds = [grad_outputs] + [None] * (len(outs) - 1)
+        if isinstance(outputs, Tensor) or grad_outputs is None:
+            seeds = [grad_outputs] * len(outs)   # one output's seed, or None for each
         else:
-            seeds = list(grad_outputs)
+            seeds = [grad_outputs] if isinstance(grad_outputs, (Tensor, np.ndarray)) \
+                else list(grad_outputs)
+            if len(seeds) != len(outs):
+                raise AutogradError(f"grad_tensors should have the same length as tensors: "
+                                    f"got {len(seeds)} for {len(outs)} outputs")
         self.outputs = outs
         self.create_graph = bool(create_graph)
         self.retain_graph = self.create_graph if retain_graph is None else bool(retain_graph)
@@ -129,11 +146,15 @@ class BackwardPass:
                 raise AutogradError("grad can be implicitly created only for scalar outputs")
             g = np.ones_like(out.data)
         else:
-            g = g.data if isinstance(g, Tensor) else np.asarray(g, dtype=out.dtype)
-            if g.shape != out.data.shape:
+            shape = g.data.shape if isinstance(g, Tensor) else np.shape(g)
+            if shape != out.data.shape:
                 raise ShapeError(f"Mismatch in shape: grad_output[{i}] has a shape of "
-                                 f"{Size(g.shape)!r} and output[{i}] has a shape of "
+                                 f"{Size(shape)!r} and output[{i}] has a shape of "
                                  f"{Size(out.data.shape)!r}.")
+            if self.create_graph and isinstance(g, Tensor):
+                return g  # kept in the graph: a Hessian-vector product differentiates through it
+            # A copy: the user's array must not become (and later change) a .grad.
+            g = np.array(g.data if isinstance(g, Tensor) else g, dtype=out.dtype)
         return Tensor(g, dtype=g.dtype) if self.create_graph else g
 
     @staticmethod
@@ -179,6 +200,10 @@ class BackwardPass:
             reasons[n] = why
         return reasons
 
+    def adjoints(self) -> dict[Tensor, Any]:
+        """The adjoints accumulated so far (complete for the nodes already visited)."""
+        return {n: n.adjoint for n in self.order if n.adjoint is not None}
+
     def __iter__(self) -> Iterator[Step]:
         return self._walk(emit=True)
 
@@ -204,6 +229,9 @@ class BackwardPass:
         targets = None if self.inputs is None else {id(t) for t in self.inputs}
         prev_mode = _GradMode.enabled
         _GradMode.enabled = create
+        # A nan or inf adjoint is a result to show, not a warning to print from inside gradviz.
+        errstate = np.errstate(all="ignore")
+        errstate.__enter__()
         try:
             for index, n in enumerate(self.order):
                 g = n.adjoint
@@ -212,14 +240,14 @@ class BackwardPass:
                 op = n.op
                 contributions: list | None = [] if emit else None
                 if op is not None and not n.is_leaf:
-                    if op.saves_tensors and n.saved is None:
+                    if saved_freed(n):
                         raise AutogradError(FREED)
                     saved = op.pick_saved(n.inputs, n) if create else n.saved or ()
                     params = n.params
                     for i, x in enumerate(n.inputs):
                         rule = None
                         if x.requires_grad and (needed is None or id(x) in needed):
-                            rule = op.vjp(i) if op.variadic else op.vjps[i]
+                            rule = _rule(op, i)
                         if rule is None:  # pruned edge: nothing flows to x
                             if emit:
                                 contributions.append((x, None))
@@ -237,13 +265,15 @@ class BackwardPass:
                     if not retain and op.saves_tensors:  # shapes alone stay, as in PyTorch
                         n.saved = None
                 accumulated = False
-                if self.accumulate and (n.is_leaf or n.retains_grad) and \
-                        (targets is None or id(n) in targets):
+                # .grad is filled for leaves and retain_grad() nodes, or for the inputs= asked for.
+                if self.accumulate and (id(n) in targets if targets is not None
+                                        else n.is_leaf or n.retains_grad):
                     self._accumulate(n, g)
                     accumulated = True
                 if emit:
                     yield Step(index, n, g, tuple(contributions), accumulated)
         finally:
+            errstate.__exit__(None, None, None)
             _GradMode.enabled = prev_mode
 
     def _accumulate(self, n: Tensor, g: Any) -> None:

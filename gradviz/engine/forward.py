@@ -54,7 +54,7 @@ class ForwardSweep:
         live = set(self.seeds)
         self.order: list[Tensor] = []
         for n in nodes:  # keep the nodes that depend on a seeded input
-            if id(n) in live or (n.op is not None and n.op.differentiable and n.requires_grad
+            if id(n) in live or (not n.is_leaf and n.op.differentiable
                                  and any(id(x) in live for x in n.inputs)):
                 live.add(id(n))
                 self.order.append(n)
@@ -76,6 +76,8 @@ class ForwardSweep:
         tangents = self.tangents
         prev_mode = _GradMode.enabled
         _GradMode.enabled = False
+        errstate = np.errstate(all="ignore")
+        errstate.__enter__()
         try:
             for index, n in enumerate(self.order):
                 seeded = self.seeds.get(id(n))
@@ -103,6 +105,7 @@ class ForwardSweep:
                 tangents[id(n)] = total
                 yield ForwardStep(index, n, total, tuple(contributions))
         finally:
+            errstate.__exit__(None, None, None)
             _GradMode.enabled = prev_mode
 
 

@@ -46,16 +46,19 @@ class Op:
             tangent contributed by input tangent ``t``; contributions are summed.
         differentiable: False for ops whose output never requires grad
             (``detach``, comparisons); their edges are pruned.
+        display: how diagrams write an application, ``display(args, params)``
+            with the inputs' names (``-x``, ``x[1:3]``); by default infix for
+            operator symbols (``x * y``), else ``name(x, axis=0)``.
     """
 
     __slots__ = ("name", "grad_fn", "symbol", "forward", "saves", "vjps", "jvps",
-                 "differentiable", "variadic", "doc", "_picks", "_saved_tensors", "pick_saved")
+                 "differentiable", "variadic", "display", "_picks", "_saved_tensors", "pick_saved")
 
     def __init__(self, name: str, forward: Callable[..., np.ndarray], *,
                  grad_fn: str | None = None, symbol: str | None = None,
                  saves: Sequence[str] = (), vjps: Sequence[Rule] | Rule | None = None,
                  jvps: Sequence[Rule] | Rule | None = None, differentiable: bool = True,
-                 doc: str = "") -> None:
+                 display: Callable[[list[str], dict], str] | None = None) -> None:
         self.name = name
         self.forward = forward
         self.grad_fn = grad_fn or name.title().replace("_", "") + "Backward0"
@@ -65,7 +68,7 @@ class Op:
         self.vjps = vjps
         self.jvps = jvps
         self.differentiable = differentiable and vjps is not None
-        self.doc = doc or (forward.__doc__ or "")
+        self.display = display
         for token in self.saves:
             if not (token == "out" or token[:1] == "x" and token[1:].isdigit()
                     or token.startswith("shape") and token[5:].isdigit()):
@@ -80,6 +83,16 @@ class Op:
 
     def __repr__(self) -> str:
         return f"<Op {self.name} ({self.grad_fn})>"
+
+    def format(self, args: list[str], params: dict) -> str:
+        """The application written out for a diagram, from the inputs' names."""
+        if self.display is not None:
+            return self.display(args, params)
+        if len(args) == 2 and not self.symbol.isidentifier():
+            return f"{args[0]} {self.symbol} {args[1]}"
+        extras = [f"{k}={_param_text(v)}" for k, v in params.items()
+                  if v is not None and v is not False]
+        return f"{self.name}({', '.join(list(args) + extras)})"
 
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the op: recorded on the tape if any argument is a Tensor, else plain numpy."""
@@ -108,10 +121,14 @@ class Op:
         """The JVP rule of input ``i`` (None if the op has no forward-mode rule)."""
         if self.jvps is None:
             return None
-        if callable(self.jvps):
+        if self.variadic:
             rule = self.jvps
             return lambda t, *saved, **params: rule(i, t, *saved, **params)
         return self.jvps[i]
+
+
+def _param_text(v: Any) -> str:
+    return str(v[0]) if isinstance(v, tuple) and len(v) == 1 else str(v)
 
 
 def _picker(picks: tuple) -> Callable[[Sequence[Any], Any], tuple]:

@@ -47,7 +47,7 @@ def prune_reason(node: Tensor) -> str | None:
         return None
     if node.op is None:
         return "constant: does not require grad"
-    if node.op.name == "detach" or not node.op.differentiable:
+    if not node.op.differentiable:
         return f"{node.op.name}() passes no gradient: the branch below it is cut"
     if node.made_without_grad:
         return "made under no_grad(): not recorded for gradients"

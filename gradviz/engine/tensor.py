@@ -17,7 +17,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from gradviz.engine import op as _opmod
-from gradviz.errors import AutogradError, GradvizTypeError, ShapeError
+from gradviz.errors import AutogradError, GradvizTypeError, GradvizValueError, ShapeError
 
 float32 = np.dtype(np.float32)
 float64 = np.dtype(np.float64)
@@ -294,7 +294,11 @@ class Tensor:
         return self.to(float64)
 
     def to(self, dtype: Any) -> "Tensor":
-        return _ops().cast(self, dtype=np.dtype(dtype), src=self.dtype)
+        """A copy converted to ``dtype``; to an integer type it is a constant, as in PyTorch."""
+        target = np.dtype(dtype)
+        if target.kind not in "fc":
+            return Tensor(self.data.astype(target), dtype=target)
+        return _ops().cast(self, dtype=target, src=self.dtype)
 
     def clone(self) -> "Tensor":
         return _ops().identity(self)
@@ -325,15 +329,21 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     if dtype is not None:
         return np.array(data, dtype=np.dtype(dtype))
     if isinstance(data, np.ndarray):
-        return data.copy()
-    if isinstance(data, np.generic):
-        return np.array(data)
-    arr = np.array(data)
-    if arr.dtype == np.float64:
-        return arr.astype(np.float32)
-    if arr.dtype.kind == "O":
-        raise GradvizTypeError(f"could not make a tensor from {type(data).__name__}: "
-                               "expected a number, a (nested) list of numbers or an array")
+        arr = data.copy()
+    elif isinstance(data, np.generic):
+        arr = np.array(data)
+    else:
+        try:
+            arr = np.array(data)
+        except ValueError:
+            raise GradvizValueError("could not make a tensor: the nested lists have different "
+                                    "lengths (every row must have as many numbers)") from None
+        if arr.dtype == np.float64:
+            arr = arr.astype(np.float32)
+    if arr.dtype.kind not in "biuf":
+        raise GradvizTypeError(f"could not make a tensor from {type(data).__name__} "
+                               f"(dtype {arr.dtype}): expected numbers, a (nested) list of "
+                               "numbers, or a numeric array")
     return arr
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from gradviz.engine.backward import Step
 from gradviz.engine.tape import Tape, prune_reason
 from gradviz.engine.tensor import Tensor
+from gradviz.render.values import format_array
 
 # Node kinds, each with its own style and legend entry.
 LEAF, CONSTANT, OP, OUTPUT, PRUNED = "leaf", "constant", "op", "output", "pruned"
@@ -59,7 +60,6 @@ class EdgeView:
     contribution: Any
     pruned: bool
     cut: bool
-    value_shape: tuple
     input_shape: tuple
     output_shape: tuple
 
@@ -69,63 +69,21 @@ class GraphView:
     nodes: list[NodeView]
     edges: list[EdgeView]
     notes: list[str] = field(default_factory=list)
-    seeded_with_ones: bool = False
 
 
 def _formula(node: Tensor, names: dict[int, str]) -> str:
-    """``x * x`` or ``sum(z, axis=(0,))``: the op written with its inputs' names."""
-    op = node.op
-    if op is None:
+    """``x * x`` or ``sum(z, axis=0)``: the op written with its inputs' names."""
+    if node.op is None or node.is_leaf and node.requires_grad:
         return ""
-    args = [names.get(id(x)) or _const_text(x) for x in node.inputs]
-    if op.symbol in ("+", "-", "*", "/", "**", "@", "<", "<=", ">", ">=", "==", "!=") \
-            and len(args) == 2:
-        return f"{args[0]} {op.symbol} {args[1]}"
-    if op.name == "neg":
-        return f"-{args[0]}"
-    if op.name == "transpose" and node.params.get("axes") is None:
-        return f"{args[0]}.T"
-    if op.name == "index":
-        return f"{args[0]}[{_index_text(node.params['index'])}]"
-    extras = [f"{k}={_param_text(v)}" for k, v in node.params.items()
-              if v is not None and k not in ("sizes", "count", "src") and v is not False]
-    return f"{op.name}({', '.join(args + extras)})"
+    return node.op.format([names.get(id(x)) or _const_text(x) for x in node.inputs], node.params)
 
 
 def _const_text(t: Tensor) -> str:
-    if t.data.ndim == 0:
-        from gradviz.render.values import _number
-        return _number(t.data[()], 4)
-    return "const"
-
-
-def _param_text(v: Any) -> str:
-    if isinstance(v, tuple) and len(v) == 1:
-        return str(v[0])
-    if isinstance(v, np.dtype):
-        return str(v)
-    return str(v)
-
-
-def _index_text(index: Any) -> str:
-    parts = index if isinstance(index, tuple) else (index,)
-
-    def one(p: Any) -> str:
-        if isinstance(p, slice):
-            s = ("" if p.start is None else str(p.start)) + ":" + \
-                ("" if p.stop is None else str(p.stop))
-            return s + (f":{p.step}" if p.step is not None else "")
-        if p is Ellipsis:
-            return "..."
-        if isinstance(p, np.ndarray):
-            return str(p.tolist())
-        return str(p)
-    return ", ".join(one(p) for p in parts)
+    return format_array(t.data, 4) if t.data.ndim == 0 else "const"
 
 
 def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, str] | None = None,
-               *, roll: bool = False, max_nodes: int = 400, hide_scalar_constants: bool = True,
-               adjoints: bool = True) -> GraphView:
+               *, roll: bool = False, max_nodes: int = 400, adjoints: bool = True) -> GraphView:
     """Describe ``tape`` for drawing, with adjoints and contributions from ``steps``.
 
     With ``steps`` None, each node's ``adjoint`` from the most recent backward
@@ -142,13 +100,9 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
             for slot, (x, c) in enumerate(step.contributions):
                 contributions[(id(step.node), slot)] = c
     # Scalar constants (the 2 in a * 2) read better inside the formula than as boxes.
-    folded = set()
-    if hide_scalar_constants:
-        consumers = tape.consumers()
-        for n in tape.nodes:
-            if n.op is None and not n.requires_grad and n.data.ndim == 0 and n.label is None \
-                    and id(n) not in outputs and len(consumers[id(n)]) >= 1:
-                folded.add(id(n))
+    folded = {id(n) for n in tape.nodes
+              if n.op is None and not n.requires_grad and n.data.ndim == 0 and n.label is None
+              and id(n) not in outputs}
     names = {id(n): tape.name(n) for n in tape.nodes if id(n) not in folded}
 
     groups = _roll_runs(tape, folded) if roll else [[n] for n in tape.nodes if id(n) not in folded]
@@ -174,7 +128,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         formula = _formula(group[0], names) if len(group) == 1 else \
             f"{_formula(group[0], names)} … ×{len(group)}"
         grad_fn = "" if last.op is None else last.op.grad_fn
-        if last.op is None and last.requires_grad:
+        if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
         adjoint = last.adjoint if reason is None and adjoints else None
         nodes.append(NodeView(gid, tape.name(last),
@@ -195,7 +149,6 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                     steps is not None and c is None)
                 edges.append(EdgeView(member[id(x)], view.id, slot, c,
                                       pruned=no_flow, cut=cut,
-                                      value_shape=tuple(x.data.shape),
                                       input_shape=tuple(x.data.shape),
                                       output_shape=tuple(n.data.shape)))
     return GraphView(nodes, edges, notes)
@@ -203,7 +156,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
 
 def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: set[int],
           have_steps: bool, adjoints: bool) -> tuple[str, str | None]:
-    reason = pruned.get(n) if n in pruned else None
+    reason = pruned.get(n)
     if reason is None and not n.requires_grad:
         reason = prune_reason(n)
     if reason is None and adjoints and have_steps and id(n) not in reached:
@@ -214,7 +167,7 @@ def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: set[
         return OUTPUT, reason
     if reason is not None:
         return (CONSTANT if n.op is None and not n.requires_grad else PRUNED), reason
-    return (LEAF if n.op is None else OP), None
+    return (LEAF if n.is_leaf else OP), None
 
 
 def _roll_runs(tape: Tape, folded: set[int]) -> list[list[Tensor]]:
@@ -234,7 +187,7 @@ def _roll_runs(tape: Tape, folded: set[int]) -> list[list[Tensor]]:
             chain = [x for x in n.inputs if id(x) not in folded]
             if len(chain) == 1:
                 x = chain[0]
-                if x.op is n.op and x.params == n.params and len(consumers[id(x)]) == 1 \
+                if x.op is n.op and _same_params(x, n) and len(consumers[id(x)]) == 1 \
                         and id(x) in run_of and not x.label and \
                         _same_constants(x, n, folded):
                     prev = run_of[id(x)]
@@ -246,6 +199,11 @@ def _roll_runs(tape: Tape, folded: set[int]) -> list[list[Tensor]]:
             groups.append(group)
             run_of[id(n)] = group
     return groups
+
+
+def _same_params(a: Tensor, b: Tensor) -> bool:
+    # repr, not ==: params may hold arrays (fancy indices), whose == is elementwise.
+    return a.params is b.params or repr(a.params) == repr(b.params)
 
 
 def _same_constants(a: Tensor, b: Tensor, folded: set[int]) -> bool:
