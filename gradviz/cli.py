@@ -8,12 +8,34 @@ on stderr with exit status 2, never as a traceback.
 
 from __future__ import annotations
 
+import os
 import sys
-from typing import Any, Sequence
+import textwrap
+from typing import Any, Iterable, Sequence
 
 import click
 
 from gradviz.errors import GradvizError, ScriptError
+from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
+
+
+def _name_block(heading: str, names: Iterable[str]) -> str:
+    """``heading`` and the comma-separated ``names``, wrapped by hand under it.
+
+    The block is marked ``\\b`` so click keeps our line breaks rather than
+    running the list into the paragraph around it.
+    """
+    body = textwrap.fill(", ".join(sorted(names)), width=88, initial_indent="    ",
+                         subsequent_indent="    ", break_on_hyphens=False)
+    return f"\b\n  {heading}\n{body}\n"
+
+
+# Generated from the whitelist itself, so the help can never drift from what parses.
+_ALLOWED_NAMES = "\n".join([
+    _name_block("Functions a formula may call:", EXPRESSION_FUNCTIONS),
+    _name_block("Methods, as in x.sum(axis=0), and the attribute x.T:",
+                (f".{m}()" for m in EXPRESSION_METHODS)),
+])
 
 RENDER_HELP = """Draw the computation graph of EXPR with values and adjoints.
 
@@ -30,6 +52,7 @@ The output is backpropagated before drawing (a non-scalar output is seeded
 with ones, as y.sum().backward()), and every box shows its forward value and
 its adjoint d(out)/d(node); edges show what flowed back along them.
 
+""" + _ALLOWED_NAMES + """
 \b
 Examples:
   gradviz render "dot(x, x)" -v "x=arange(4)"
@@ -139,7 +162,8 @@ Examples:
 @click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
               help="An input value (number, list, or constructor such as randn(3)). Repeatable.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for randn values.")
-@click.option("--eps", type=float, default=1e-6, show_default=True, help="Finite-difference step.")
+@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6,
+              show_default=True, help="Finite-difference step (positive).")
 def check_command(target: str, values: tuple[str, ...], seed: int, eps: float) -> None:
     _run(lambda: _check(target, values, seed, eps))
 
@@ -149,33 +173,101 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
     from rich.table import Table
 
     from gradviz.engine.check import check
-    from gradviz.engine.tensor import manual_seed
-    from gradviz.frontends.program import as_function, make_value, parse_assignment
-    from gradviz.frontends.script import looks_like_script, run_script_object
+    from gradviz.engine.tensor import Tensor, manual_seed
+    from gradviz.frontends.program import as_function, make_value, parse_assignment, unique_values
+    from gradviz.frontends.script import (
+        looks_like_script, run_script_object, script_failure, split_target)
 
     import numpy as np
 
     manual_seed(seed)
-    pairs = [parse_assignment(v) for v in values]
+    pairs = unique_values([parse_assignment(v) for v in values])
     if not pairs:
         raise GradvizError("give the inputs with -v NAME=VALUE (e.g. -v x=\"[0.5, 1]\")")
-    inputs = [make_value(n, v, requires_grad=False, dtype=np.float64) for n, v in pairs]
-    names = [n for n, _ in pairs]
-    fn = run_script_object(target) if looks_like_script(target) else as_function(target, names)
-    result = check(fn, *inputs, eps=eps)
+    inputs = [make_value(n, v, requires_grad=False, dtype=np.float64) for n, v in pairs.items()]
+    names = list(pairs)
+    script = looks_like_script(target)
+    if script:
+        what = split_target(target)[1] or target
+        fn = _script_function(what, run_script_object(target), len(inputs))
+    else:
+        what = f"`{target}`"
+        fn = as_function(target, names)
+
+    def function(*tensors: Tensor) -> Tensor:
+        # check() calls fn many times (once per finite difference); test the result here
+        # so the message names what was returned, not where check() tripped over it.
+        out = fn(*tensors)
+        if not isinstance(out, Tensor):
+            raise GradvizError(f"{what} returned {type(out).__name__} {_short_repr(out)}, "
+                               "not a gradviz tensor")
+        return out
+
+    try:
+        result = check(function, *inputs, eps=eps)
+    except GradvizError:
+        raise
+    except Exception as exc:
+        if not script:  # expressions turn their own errors into ours: this is a bug
+            raise
+        # The user's op (its forward or one of its rules) raised: show their traceback.
+        raise script_failure(exc, split_target(target)[0], target)
     console = Console(highlight=False)
     table = Table(box=None, header_style="bold")
     for col in ("input", "reverse (VJP) max error", "forward (JVP) max error", ""):
         table.add_column(col)
-    scale = [1e-5 + 1e-4 * float(np.max(np.abs(n), initial=0.0)) for n in result.numeric]
-    for name, r, f, tol in zip(names, result.reverse_error, result.forward_error, scale):
-        verdict = "[green]ok[/]" if r <= tol and f <= tol else "[red]WRONG[/]"
-        table.add_row(name, f"{r:.3g}", f"{f:.3g}", verdict)
+    for i, name in enumerate(names):
+        forward = f"{result.forward_error[i]:.3g}" if result.forward_available else "n/a"
+        verdict = "[green]ok[/]" if result.passed[i] else "[red]WRONG[/]"
+        table.add_row(name, f"{result.reverse_error[i]:.3g}", forward, verdict)
     console.print(table)
+    if not result.forward_available:
+        console.print("[dim]forward (JVP): n/a, an op of the graph has no JVP rule[/]")
     if not result.ok:
         console.print("[red]derivative rules disagree with finite differences[/]")
         sys.exit(1)
     console.print("[green]derivatives agree with finite differences[/]")
+
+
+def _script_function(name: str, obj: Any, count: int) -> Any:
+    """``obj`` (the op or function NAME of ``path.py:NAME``), checked to take ``count`` inputs.
+
+    A wrong count is a mistake in the -v list, not in the function: it is told
+    apart before calling, since a TypeError from the call could come from anywhere inside.
+    """
+    import inspect
+
+    from gradviz.engine.op import Op
+
+    try:
+        signature = inspect.signature(obj.forward if isinstance(obj, Op) else obj)
+    except (TypeError, ValueError):  # a builtin or C function: nothing to inspect
+        return obj
+    try:
+        signature.bind(*range(count))
+    except TypeError as exc:
+        positional = [p for p in signature.parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        least = sum(p.default is p.empty for p in positional)
+        most = float("inf") if any(p.kind == p.VAR_POSITIONAL
+                                   for p in signature.parameters.values()) else len(positional)
+        if least <= count <= most:  # e.g. a required keyword-only parameter
+            raise GradvizError(f"{name} cannot be called with {_count(count, 'input')}: "
+                               f"{exc}") from None
+        takes = (f"{least}" if least == most else f"at least {least}" if most == float("inf")
+                 else f"{least} to {most}")
+        raise GradvizError(f"{name} takes {takes} input{'' if takes == '1' else 's'}, "
+                           f"got {_count(count, '-v value')}") from None
+    return obj
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _run(job: Any) -> None:
@@ -209,9 +301,12 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
 
     out_fmt = format_from_path(path, fmt)
     chosen = resolve_renderer(renderer, out_fmt) if out_fmt != "dot" else renderer
-    console = Console(stderr=(path == "-"), highlight=False)
+    to_stdout = path == "-" or _is_stdout(path)
+    # The diagram owns standard output then: the summary goes to stderr.
+    console = Console(stderr=to_stdout, highlight=False)
     if seed is not None:
         manual_seed(seed)
+    constant_names = _split_names(constants)
     if looks_like_script(expr):
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
@@ -220,7 +315,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     else:
         with np.errstate(all="ignore"):  # non-finite values get one warning of ours below
             built = build(expr, [parse_assignment(v) for v in values],
-                          constants=_split_names(constants), seed=seed, dtype=dtype)
+                          constants=constant_names, seed=seed, dtype=dtype)
         for notice in built.notices:
             console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
         output, named = built.output, built.variables
@@ -231,6 +326,12 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         if unknown:
             raise GradvizError(f"--wrt: no variable {', '.join(unknown)} "
                                f"(known: {', '.join(named) or 'none'})")
+        # The engine would only say "does not require grad"; name the option at fault.
+        for n in wrt_names:
+            if n in constant_names:
+                raise GradvizError(f"--wrt {n}: {n} is a constant (--const)")
+            if not named[n].requires_grad:
+                raise GradvizError(f"--wrt {n}: {n} does not require grad, so it has no gradient")
         wrt_tensors = [named[n] for n in wrt_names]
     with np.errstate(all="ignore"):
         drawing = draw(output, wrt=wrt_tensors, **options)
@@ -238,12 +339,25 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     data = drawing.source.encode("utf-8") if out_fmt == "dot" else \
         render_dot(drawing.source, out_fmt, chosen)
-    if path == "-":
+    if to_stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
         write_atomic(path, data)
     _summary(console, drawing, output, named, path, out_fmt, chosen)
+
+
+def _is_stdout(path: str) -> bool:
+    """Whether ``path`` is this process's standard output (``-o /dev/stdout``).
+
+    Written like ``-o -``: in place, and with the summary on stderr so it does
+    not end up inside the diagram.
+    """
+    try:
+        there, out = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # no such file, or stdout is not a real file
+        return False
+    return (there.st_dev, there.st_ino) == (out.st_dev, out.st_ino)
 
 
 def _title(expr: str) -> str:

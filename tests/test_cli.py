@@ -787,3 +787,284 @@ def test_non_finite_values_give_one_warning_line(tmp_path):
     assert "RuntimeWarning" not in stderr, stderr
     warnings = [line for line in proc.stdout.decode().splitlines() if "warning" in line]
     assert len(warnings) == 1 and "non-finite" in warnings[0]
+
+
+# ---------------------------------------------------------------------------
+# Mistakes in the user's text are one error line, never a traceback
+# ---------------------------------------------------------------------------
+
+
+def assert_one_error_line(result, *needles: str) -> str:
+    """Exit status 2 and exactly one line on stderr, starting 'error:'."""
+    err = assert_clean_error(result, *needles)
+    assert len(error_lines(result.stderr)) == 1, result.stderr
+    return err
+
+
+CHECK_SCRIPT = '''\
+import gradviz as gv
+
+
+def cube(x):
+    return x * x * x
+
+
+def notensor(x):
+    return 1.5
+
+
+def scaled(x, y=2.0):
+    return x * y
+
+
+def broken(x):
+    return x * undefined_name
+
+
+cube_op = gv.defop("cube", lambda x: x ** 3, saves=("x0",),
+                   vjps=(lambda g, x: g * 3 * x ** 2,))                 # no JVP rule
+wrong_op = gv.defop("wrong", lambda x: x ** 3, saves=("x0",),
+                    vjps=(lambda g, x: g * 2 * x ** 2,), jvps=(lambda t, x: t * 3 * x ** 2,))
+typo_op = gv.defop("typo", lambda x: x ** 3, saves=("x0",),
+                   vjps=(lambda g, x: g * three * x ** 2,))
+'''
+
+
+@pytest.fixture
+def check_script(tmp_path) -> str:
+    path = tmp_path / "ops.py"
+    path.write_text(CHECK_SCRIPT)
+    return str(path)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["[1,2][5]"], "`[1, 2][5]`: list index out of range"),
+    (["[1,2].sum()"], "`[1, 2].sum()`:"),
+    (["sin(x, x)", "-v", "x=1"], "`sin(x, x)`:"),
+    (["sum(x, foo=1)", "-v", "x=1"], "`sum(x, foo=1)`:"),
+    (["dot(x)", "-v", "x=ones(4)"], "`dot(x)`:"),
+    (["x + [[1,2],[3]]", "-v", "x=1"], "different lengths"),
+    (["sum(x)", "-v", "x=ones(3, dtype=1)"], "`ones(3, dtype=1)`:"),
+    (["sum(x)", "-v", "x=randn(-1)"], "`randn(-1)`: negative dimensions"),
+    (["sum(x)", "-v", "x=arange(0,10,0)"], "step must not be 0"),
+    (["sum(x)", "-v", "x=linspace(0,1,-1)"], "must not be negative"),
+    (["sum(x)", "-v", "x=ones(1.5)"], "`ones(1.5)`:"),
+])
+def test_render_errors_from_python_are_one_line(tmp_path, args, needle):
+    result = cli("render", *args, "-o", str(tmp_path / "g.svg"))
+    assert_one_error_line(result, needle)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["1 + 2", "-v", "x=1"], "`1 + 2` returned int 3, not a gradviz tensor"),
+    (["{script}:notensor", "-v", "x=1"], "notensor returned float 1.5, not a gradviz tensor"),
+    (["{script}:cube", "-v", "x=1", "-v", "y=2"], "cube takes 1 input, got 2 -v values"),
+    (["{script}:cube_op", "-v", "x=1", "-v", "y=2"], "cube_op takes 1 input, got 2 -v values"),
+    (["{script}:scaled", "-v", "x=1", "-v", "y=2", "-v", "z=3"],
+     "scaled takes 1 to 2 inputs, got 3 -v values"),
+    (["sin(x, x)", "-v", "x=1"], "`sin(x, x)`:"),
+    (["x * x", "-v", "x=randn(-1)"], "`randn(-1)`:"),
+    (["x * y", "-v", "x=1", "-v", "y=2", "-v", "x=3"], "-v x given twice"),
+])
+def test_check_errors_are_one_line(check_script, args, needle):
+    args = [a.format(script=check_script) for a in args]
+    assert_one_error_line(cli("check", *args), needle)
+
+
+def test_check_script_that_raises_shows_its_own_traceback(check_script):
+    for name in ("broken", "typo_op"):  # in the function; in a backward rule
+        result = cli("check", f"{check_script}:{name}", "-v", "x=[1, 2]")
+        assert result.exit_code == 2
+        lines = error_lines(result.stderr)
+        assert lines[0] == "Traceback (most recent call last):"
+        assert "ops.py" in result.stderr and "gradviz/engine" not in result.stderr
+        assert lines[-1].startswith(f"error: {check_script}:{name} raised NameError")
+
+
+@pytest.mark.parametrize("eps", ["0", "-1e-6"])
+def test_check_eps_must_be_positive(eps):
+    result = cli("check", "x * x", "-v", "x=1", "--eps", eps)
+    assert result.exit_code == 2
+    assert "--eps" in result.stderr and "Traceback" not in result.output
+
+
+def test_check_verdicts_come_from_the_engine(check_script):
+    good = cli("check", "tanh(x) * y", "-v", "x=[0.5, -1]", "-v", "y=[2, 3]")
+    assert good.exit_code == 0, good.output
+    assert summary_row(good.stdout, "x").split()[-1] == "ok"
+    assert summary_row(good.stdout, "y").split()[-1] == "ok"
+    wrong = cli("check", f"{check_script}:wrong_op", "-v", "x=[1, 2]")
+    assert wrong.exit_code == 1
+    assert summary_row(wrong.stdout, "x").split()[-1] == "WRONG"
+
+
+def test_check_forward_column_is_na_without_jvp_rules(check_script):
+    result = cli("check", f"{check_script}:cube_op", "-v", "x=[1, 2]")
+    assert result.exit_code == 0, result.output
+    row = summary_row(result.stdout, "x").split()
+    assert row[2] == "n/a" and row[-1] == "ok"
+    with_jvp = summary_row(cli("check", "x * x", "-v", "x=[1, 2]").stdout, "x").split()
+    assert with_jvp[2] != "n/a"
+
+
+# ---------------------------------------------------------------------------
+# Names given twice, --wrt of a constant
+# ---------------------------------------------------------------------------
+
+
+def test_value_given_twice(tmp_path):
+    result = cli("render", "x * y", "-v", "x=1", "-v", "y=2", "-v", "x=3",
+                 "-o", str(tmp_path / "g.svg"))
+    assert_one_error_line(result, "-v x given twice")
+    assert os.listdir(tmp_path) == []
+
+
+def test_build_rejects_a_name_given_twice():
+    from gradviz.errors import ExpressionError
+    from gradviz.frontends.program import build
+
+    with pytest.raises(ExpressionError, match="-v x given twice"):
+        build("x * 2", [("x", "1"), ("x", "2")])
+    assert build("x * 2", {"x": "3"}).output.item() == 6
+
+
+def test_wrt_a_constant(tmp_path):
+    result = cli("render", "x * y", "-v", "x=1", "-v", "y=2", "--wrt", "y", "--const", "y",
+                 "-o", str(tmp_path / "g.svg"))
+    assert_one_error_line(result, "--wrt y: y is a constant (--const)")
+    assert os.listdir(tmp_path) == []
+
+
+def test_wrt_a_script_tensor_without_grad(tmp_path):
+    script = tmp_path / "s.py"
+    script.write_text("import gradviz as gv\n"
+                      "x = gv.tensor([1.0, 2.0], requires_grad=True)\n"
+                      "c = gv.tensor([3.0, 4.0])\n"
+                      "out = gv.sum(x * c)\n")
+    result = cli("render", str(script), "--wrt", "c", "-o", str(tmp_path / "g.svg"))
+    assert_one_error_line(result, "--wrt c: c does not require grad")
+
+
+# ---------------------------------------------------------------------------
+# Constructors are capped before they allocate
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", [
+    "ones(100000, 100000)", "zeros((4000, 4000))", "randn(size=(100000, 100000))",
+    "randn(4000, 4000)", "arange(1e12)", "arange(0, 1, 1e-9)", "linspace(0, 1, 100000000)",
+    "ones(10000001)", "ones(" + "9" * 400 + ", 1.5)", "linspace(0, 1, 1e999)",
+])
+def test_constructor_sizes_are_capped(tmp_path, value):
+    import tracemalloc
+
+    tracemalloc.start()  # numpy reports its allocations to tracemalloc
+    try:
+        result = cli("render", "sum(x)", "-v", f"x={value}", "-o", str(tmp_path / "g.svg"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert_one_error_line(result, "the limit is 10,000,000")
+    assert peak < 20_000_000, f"{peak:,} bytes allocated before refusing"
+
+
+def test_constructor_cap_counts_elements_exactly(monkeypatch):
+    from gradviz.errors import ExpressionError
+    from gradviz.frontends import program
+    from gradviz.frontends.expr import parse_value
+
+    monkeypatch.setattr(program, "MAX_ELEMENTS", 12)
+    allowed = ["ones(3, 4)", "zeros((12,))", "randn(2, 6)", "randn(size=(3, 4))",
+               "arange(12)", "arange(0, 12)", "arange(11, -1, -1)", "arange(0, 1.2, 0.1)",
+               "linspace(0, 1, 12)", "ones(0, 1000000000)"]
+    for text in allowed:
+        assert parse_value(text, program.CONSTRUCTORS).data.size <= 12, text
+    for text in ["ones(13)", "ones(3, 5)", "zeros((2, 7))", "randn(13)", "randn(size=(13,))",
+                 "arange(13)", "arange(12, -1, -1)", "arange(0, 1.3, 0.1)",
+                 "linspace(0, 1, 13)"]:
+        with pytest.raises(ExpressionError, match="limit is 12"):
+            parse_value(text, program.CONSTRUCTORS)
+    with pytest.raises(ExpressionError, match="expected a number"):
+        parse_value("ones([[2]])", program.CONSTRUCTORS)
+
+
+# ---------------------------------------------------------------------------
+# Help lists what a formula may call
+# ---------------------------------------------------------------------------
+
+
+def test_render_help_lists_every_function_and_method():
+    from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
+
+    text = cli("render", "--help").stdout
+    for name in ("sigmoid", "detach", ".sum()", ".T"):
+        assert name in text, name
+    words = set(re.findall(r"[\w.()]+", text.replace(",", " ")))
+    for name in EXPRESSION_FUNCTIONS:
+        assert name in words, name
+    for name in EXPRESSION_METHODS:
+        assert f".{name}()" in words, name
+    # Our line breaks are kept: each listed line is short enough for an 80-column terminal
+    # plus click's indent, and no name is split across lines.
+    listed = text[text.index("Functions a formula may call"):text.index("Examples")]
+    assert all(len(line) <= 100 for line in listed.splitlines())
+
+
+# ---------------------------------------------------------------------------
+# -o into things that are not plain files
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_output_into_a_fifo(tmp_path):
+    """A FIFO stands in for /dev/null: written in place, not replaced by a file."""
+    import stat
+    import threading
+
+    fifo = tmp_path / "pipe.svg"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def reader() -> None:
+        with open(fifo, "rb") as fh:
+            received.append(fh.read())
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    result = cli("render", DOT_EXPR, "-v", "x=arange(4)", "-o", str(fifo))
+    thread.join(timeout=30)
+    assert result.exit_code == 0, result.output
+    assert field(box(received[0], "x"), "∂") == "[0 2 4 6]"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(tmp_path) == ["pipe.svg"]
+
+
+def test_output_through_a_symlink_keeps_the_link(tmp_path):
+    target = tmp_path / "slides" / "g.svg"
+    target.parent.mkdir()
+    target.write_text("old")
+    link = tmp_path / "latest.svg"
+    link.symlink_to(target)
+    result = cli("render", DOT_EXPR, "-v", "x=arange(4)", "-o", str(link))
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert field(box(target.read_bytes(), "x"), "∂") == "[0 2 4 6]"
+    assert os.listdir(target.parent) == ["g.svg"]
+
+
+def test_output_to_a_path_that_is_standard_output(tmp_path):
+    """`-o /dev/stdout` acts as `-o -`; here a symlink to the file stdout is redirected to."""
+    out = tmp_path / "out.svg"
+    link = tmp_path / "stdout-link.svg"
+    link.symlink_to(out)
+    with open(out, "wb") as stdout:
+        proc = subprocess.run(gradviz_cmd("module") + ["render", DOT_EXPR, "-v", "x=arange(4)",
+                                                       "-o", str(link)],
+                              stdout=stdout, stderr=subprocess.PIPE, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    data = out.read_bytes()
+    ET.fromstring(data)  # the diagram alone: the summary went to stderr
+    assert field(box(data, "x"), "∂") == "[0 2 4 6]"
+    assert b"[0., 2., 4., 6.]" in proc.stderr
+    assert sorted(os.listdir(tmp_path)) == ["out.svg", "stdout-link.svg"]

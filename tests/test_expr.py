@@ -203,14 +203,82 @@ def test_evaluate_reports_functions_missing_from_the_mapping():
         evaluate(program, {"cos": np.cos}, {"x": 1.0})
 
 
-def test_engine_errors_propagate_with_a_note():
+def test_gradviz_errors_propagate_with_a_note():
+    class EngineError(GradvizError):
+        pass
+
+    def boom(value):
+        raise EngineError("engine says no")
+
+    program = parse("y = x + 1; boom(y)", {"boom"}, set())
+    with pytest.raises(EngineError, match="engine says no") as info:
+        evaluate(program, {"boom": boom}, {"x": 1})
+    notes = getattr(info.value, "__notes__", [])  # add_note is Python 3.11+
+    if hasattr(info.value, "add_note"):
+        assert any("statement 2" in note and "boom(y)" in note for note in notes)
+
+
+def test_foreign_errors_become_expression_errors_naming_the_snippet():
     def boom(value):
         raise ZeroDivisionError("engine says no")
 
-    program = parse("y = x + 1; boom(y)", {"boom"}, set())
-    with pytest.raises(ZeroDivisionError, match="engine says no") as info:
+    program = parse("y = x + 1; z = sin(boom(y)); z", {"boom", "sin"}, set())
+    with pytest.raises(ExpressionError) as info:
+        evaluate(program, {"boom": boom, "sin": np.sin}, {"x": 1})
+    # The innermost node that raised, not the whole statement; the original is the cause.
+    assert str(info.value) == "`boom(y)`: engine says no"
+    assert isinstance(info.value.__cause__, ZeroDivisionError)
+
+
+@pytest.mark.parametrize(
+    "source, variables, needle",
+    [
+        ("[1, 2][5]", {}, "`[1, 2][5]`: list index out of range"),
+        ("[1, 2].sum()", {}, "`[1, 2].sum()`: 'list' object has no attribute 'sum'"),
+        ("sin(x, x)", {"x": 1.0}, "`sin(x, x)`:"),
+        ("sum(x, foo=1)", {"x": 1.0}, "`sum(x, foo=1)`:"),
+        ("dot(x)", {"x": np.ones(4)}, "`dot(x)`:"),
+        ("x @ y", {"x": np.ones(3), "y": np.ones(2)}, "`x @ y`:"),
+        ("reshape(x, (5, 5))", {"x": np.ones(4)}, "`reshape(x, (5, 5))`:"),
+    ],
+)
+def test_python_and_numpy_errors_are_expression_errors(source, variables, needle):
+    with pytest.raises(ExpressionError) as info:
+        run(source, **variables)
+    assert needle in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_errors_without_a_message_name_their_type():
+    def boom(value):
+        raise MemoryError
+
+    program = parse("boom(x)", {"boom"}, set())
+    with pytest.raises(ExpressionError, match="`boom\\(x\\)`: MemoryError"):
         evaluate(program, {"boom": boom}, {"x": 1})
-    assert any("statement 2" in note and "boom(y)" in note for note in info.value.__notes__)
+
+
+def test_interrupts_are_not_turned_into_expression_errors():
+    def stop(value):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(parse("stop(x)", {"stop"}, set()), {"stop": stop}, {"x": 1})
+
+
+def test_add_note_is_optional():
+    """Python 3.10 has no BaseException.add_note; the error still propagates, unannotated."""
+    class OldStyleError(GradvizError):
+        @property
+        def add_note(self):  # as if missing: hasattr() is False
+            raise AttributeError("add_note")
+
+    def boom(value):
+        raise OldStyleError("no notes here")
+
+    with pytest.raises(OldStyleError, match="no notes here") as info:
+        evaluate(parse("boom(x)", {"boom"}, set()), {"boom": boom}, {"x": 1})
+    assert not getattr(info.value, "__notes__", None)
 
 
 def test_plain_number_arithmetic_errors_are_expression_errors():
@@ -528,6 +596,35 @@ def test_parse_value_rejections(text, word):
     assert word in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "text, word",
+    [
+        ("ones(3, dtype=1)", "`ones(3, dtype=1)`:"),
+        ("randn(-1)", "`randn(-1)`:"),
+        ("arange(0, 10, 0)", "`arange(0, 10, 0)`:"),
+        ("linspace(0, 1, -1)", "`linspace(0, 1, -1)`:"),
+        ("ones(1.5)", "`ones(1.5)`:"),
+        ("ones(3, nonsense=1)", "nonsense"),
+    ],
+)
+def test_parse_value_constructor_errors_are_expression_errors(text, word):
+    with pytest.raises(ExpressionError) as info:
+        parse_value(text, CONSTRUCTORS)
+    assert word in str(info.value)
+    assert info.value.__cause__ is not None and not isinstance(info.value.__cause__, GradvizError)
+
+
+def test_parse_value_keeps_gradviz_errors_from_constructors():
+    class Refused(GradvizError):
+        pass
+
+    def refuse(*args):
+        raise Refused("too big")
+
+    with pytest.raises(Refused, match="too big"):
+        parse_value("big(3)", {"big": refuse})
+
+
 def test_parse_value_unknown_constructor_lists_known_ones():
     with pytest.raises(ExpressionError) as info:
         parse_value("arnage(3)", CONSTRUCTORS)
@@ -642,9 +739,10 @@ def test_arbitrary_text_only_ever_raises_expression_error(source):
         program = parse(source, FUNCTIONS, METHODS)
     except ExpressionError:
         return
-    # Whatever parses only reaches whitelisted code; numpy may still object.
+    # Whatever parses only reaches whitelisted code; when numpy objects, the
+    # error is still ours (GradvizError), never a bare TypeError or IndexError.
     variables = dict.fromkeys(program.free_names, arr([1.0, 2.0]))
     try:
         evaluate(program, FUNCTIONS, variables)
-    except (ExpressionError, ValueError, TypeError, IndexError):
+    except GradvizError:
         pass

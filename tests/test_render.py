@@ -8,8 +8,11 @@ x·x, sum(x), x*x, detach, the control-flow function f(a) and ||Xw - y||².
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import stat
+import threading
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -20,6 +23,9 @@ import pytest
 import gradviz as gv
 from gradviz.errors import RenderError, RendererUnavailable
 from gradviz.render import Drawing, draw, write_atomic
+from gradviz.render.dot import Style, edge_label
+from gradviz.render.model import EdgeView
+from gradviz.render.values import jacobian_shape
 
 SVG = "{http://www.w3.org/2000/svg}"
 XLINK = "{http://www.w3.org/1999/xlink}"
@@ -601,6 +607,161 @@ def test_render_into_a_missing_folder_fails_cleanly(tmp_path):
     with pytest.raises(RenderError):
         write_atomic(tmp_path / "nope" / "x.bin", b"data")
     assert [p.name for p in tmp_path.iterdir()] == ["d.svg"]
+
+
+# -- write_atomic: what is at the target decides how it is written ------------
+
+
+def test_write_atomic_writes_through_a_symlink(tmp_path):
+    real_dir = tmp_path / "real"
+    real_dir.mkdir()
+    target = real_dir / "slide.svg"
+    target.write_bytes(b"old")
+    link = tmp_path / "link.svg"
+    link.symlink_to(target)
+    write_atomic(link, b"new")
+    assert link.is_symlink() and os.readlink(link) == str(target)  # the link survives
+    assert target.read_bytes() == b"new"
+    # The temporary file was made beside the real target, and is gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.svg", "real"]
+    assert [p.name for p in real_dir.iterdir()] == ["slide.svg"]
+
+
+def test_write_atomic_through_a_relative_and_a_dangling_symlink(tmp_path):
+    (tmp_path / "sub").mkdir()
+    link = tmp_path / "sub" / "link.svg"
+    link.symlink_to("../made.svg")  # dangling: its target is created
+    write_atomic(link, b"data")
+    assert link.is_symlink() and (tmp_path / "made.svg").read_bytes() == b"data"
+    write_atomic(link, b"again")
+    assert (tmp_path / "made.svg").read_bytes() == b"again"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made.svg", "sub"]
+
+
+def test_write_atomic_symlink_loop_fails_cleanly(tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    with pytest.raises(RenderError, match="cannot write"):
+        write_atomic(tmp_path / "a", b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b"]
+
+
+def _read_fifo(path, into: list) -> threading.Thread:
+    def reader() -> None:
+        with open(path, "rb") as fh:
+            into.append(fh.read())
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_write_atomic_writes_into_a_fifo_in_place(tmp_path):
+    """Like /dev/null or /dev/stdout: something that is not a regular file is written, not replaced."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    thread = _read_fifo(fifo, received)
+    write_atomic(fifo, b"through the pipe")
+    thread.join(timeout=10)
+    assert received == [b"through the pipe"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still a FIFO, not a regular file
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]
+    # The same through a symlink to it.
+    link = tmp_path / "link"
+    link.symlink_to(fifo)
+    received.clear()
+    thread = _read_fifo(fifo, received)
+    write_atomic(link, b"again")
+    thread.join(timeout=10)
+    assert received == [b"again"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert link.is_symlink()
+
+
+def test_write_atomic_keeps_the_mode_of_an_existing_file(tmp_path):
+    target = tmp_path / "g.svg"
+    target.write_bytes(b"old")
+    os.chmod(target, 0o600)
+    write_atomic(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    os.chmod(target, 0o755)
+    write_atomic(target, b"newer")
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o755
+
+
+def test_write_atomic_new_file_mode_follows_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        write_atomic(tmp_path / "private.svg", b"data")
+        os.umask(0o022)
+        write_atomic(tmp_path / "shared.svg", b"data")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(tmp_path / "private.svg").st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(tmp_path / "shared.svg").st_mode) == 0o644
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root may write into any folder")
+def test_write_atomic_into_a_read_only_folder(tmp_path):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    os.chmod(folder, 0o500)
+    try:
+        with pytest.raises(RenderError, match="cannot write .*Permission denied"):
+            write_atomic(folder / "g.svg", b"data")
+        assert list(folder.iterdir()) == []
+    finally:
+        os.chmod(folder, 0o700)
+
+
+def test_write_atomic_permission_denied(tmp_path, monkeypatch):
+    """As above, for any user (root ignores folder permissions): mkstemp is refused."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(RenderError, match="cannot write .*Permission denied"):
+        write_atomic(tmp_path / "g.svg", b"data")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("failure", [KeyboardInterrupt, OSError(28, "No space left on device")])
+def test_write_atomic_leaves_no_temporary_file(tmp_path, monkeypatch, failure):
+    """Ctrl-C (or a full disk) just before the rename: the old file stays, the temp file goes."""
+    target = tmp_path / "g.svg"
+    target.write_bytes(b"previous slide")
+
+    def interrupted(src, dst):
+        raise failure
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    expected = KeyboardInterrupt if failure is KeyboardInterrupt else RenderError
+    with pytest.raises(expected):
+        write_atomic(target, b"new")
+    assert [p.name for p in tmp_path.iterdir()] == ["g.svg"]
+    assert target.read_bytes() == b"previous slide"
+
+
+# -- Jacobian edge labels come from shapes alone ------------------------------
+
+
+def test_jacobian_shape_takes_shapes():
+    assert jacobian_shape((4,), (4,)) == "J (4)×(4): vector by vector"
+    assert jacobian_shape((), (2, 3)) == "J ()×(2,3): scalar by matrix"
+    assert jacobian_shape((5, 1, 2), ()) == "J (5,1,2)×(): matrix by scalar"
+
+
+def test_jacobian_edge_label_allocates_nothing():
+    """Shapes of 10^10 elements: allocating them, as labels once did, would fail."""
+    huge = (100_000, 100_000)
+    edge = EdgeView(src="v0", dst="v1", slot=0, contribution=None, pruned=False, cut=False,
+                    input_shape=huge, output_shape=(100_000,))
+    assert edge_label(edge, "jacobian", Style()) == \
+        "J (100000)×(100000,100000): vector by matrix"
 
 
 def test_unavailable_format_writes_nothing(tmp_path):

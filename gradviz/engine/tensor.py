@@ -260,7 +260,7 @@ class Tensor:
 
     def __bool__(self) -> bool:
         if self.data.size != 1:
-            raise AutogradError(f"Boolean value of Tensor with more than one value is ambiguous")
+            raise AutogradError("Boolean value of Tensor with more than one value is ambiguous")
         return bool(self.data.item())
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from gradviz.errors import ExpressionError
+from gradviz.errors import ExpressionError, GradvizError
 
 __all__ = [
     "MAX_DEPTH",
@@ -608,7 +608,17 @@ class _Interpreter:
         handler = _INTERPRETER_HANDLERS.get(type(node))
         if handler is None:
             raise ExpressionError(f"`{_snippet(node)}` cannot be evaluated (not produced by parse())")
-        return handler(self, node)
+        try:
+            return handler(self, node)
+        except (GradvizError, RecursionError):
+            # Ours already (engine errors keep their type: callers catch them
+            # by type), or too deep, which the callers report themselves.
+            raise
+        except Exception as exc:
+            # Python's or numpy's own complaint about the user's text (a bad
+            # index, a wrong argument count, a negative size...): the first
+            # handler to see it is the innermost node, the most precise snippet.
+            raise _foreign_error(node, exc) from exc
 
     def constant(self, node: ast.Constant) -> Any:
         return node.value
@@ -704,6 +714,19 @@ def _safe_keyword(name: str | None) -> str:
     return name
 
 
+def _foreign_error(node: ast.AST, exc: Exception) -> ExpressionError:
+    """An :class:`ExpressionError` for an exception that is not gradviz's own."""
+    # Keep it to one line: the CLI prints errors as a single line.
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    return ExpressionError(f"`{_snippet(node)}`: {message}")
+
+
+def _add_note(exc: BaseException, note: str) -> None:
+    # BaseException.add_note is Python 3.11+; on 3.10 the note is dropped.
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+
+
 def _is_plain_number(value: Any) -> bool:
     return isinstance(value, (int, float))
 
@@ -761,9 +784,11 @@ def evaluate(
 
     A free name without a value, or a function missing from ``functions``,
     raises :class:`~gradviz.errors.ExpressionError`.  So do arithmetic errors
-    and oversized results from plain Python numbers.  Exceptions raised by
-    the functions and by the values' own operators propagate unchanged, with
-    a note naming the statement being evaluated.
+    and oversized results from plain Python numbers, and any exception that
+    is not a :class:`~gradviz.errors.GradvizError` raised by the functions or
+    the values' own operators (it becomes the ``__cause__``).  A
+    ``GradvizError`` propagates unchanged, with a note naming the statement
+    being evaluated.
     """
     env = dict(variables)
     interpreter = _Interpreter(functions, env)
@@ -789,7 +814,7 @@ def evaluate(
             # Engine errors keep their type (callers catch them by type); the
             # note only helps whoever reads the traceback.
             where = f"statement {number} " if many else ""
-            exc.add_note(f"while evaluating {where}`{_snippet(statement)}`")
+            _add_note(exc, f"while evaluating {where}`{_snippet(statement)}`")
             raise
     return result
 
@@ -809,7 +834,9 @@ def parse_value(text: str, constructors: Mapping[str, Callable[..., Any]]) -> An
     No other names, no operators except a sign.
 
     Returns the number, the list, or whatever the constructor returns.
-    Raises :class:`~gradviz.errors.ExpressionError` otherwise.
+    Raises :class:`~gradviz.errors.ExpressionError` otherwise, also when the
+    constructor raises anything but a :class:`~gradviz.errors.GradvizError`
+    (``randn(-1)``, ``ones(1.5)``).
     """
     tree = _parse_source(text, "eval", "the value")
     body = tree.body  # type: ignore[attr-defined]
@@ -834,7 +861,7 @@ def parse_value(text: str, constructors: Mapping[str, Callable[..., Any]]) -> An
             if len({k.arg for k in body.keywords}) != len(body.keywords):
                 raise ExpressionError(f"a keyword argument of `{callee.id}` is repeated")
             interpreter = _Interpreter(constructors, {})
-            return interpreter.call(body)
+            return interpreter.value_of(body)  # errors not ours become ExpressionError
         if isinstance(body, ast.Tuple):
             raise ExpressionError(f"write a list `[...]` rather than a tuple; {_VALUE_FORMS}")
         try:

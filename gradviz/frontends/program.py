@@ -8,19 +8,110 @@ gradviz tensors, so the tape records it like any other computation.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from gradviz.engine.tensor import Tensor, arange, linspace, ones, randn, zeros, tensor
+from gradviz.engine import tensor as _tensors
+from gradviz.engine.tensor import Tensor
 from gradviz.errors import ExpressionError
 from gradviz.frontends import expr
 from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
 
-CONSTRUCTORS = {"arange": arange, "ones": ones, "zeros": zeros, "randn": randn,
-                "linspace": linspace, "tensor": tensor}
+#: Most elements a ``-v`` constructor may make: ``ones(100000, 100000)`` or
+#: ``arange(1e12)`` would exhaust memory long before anything is drawn.
+MAX_ELEMENTS = 10_000_000
+
 DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def _refuse_size(name: str, count: float) -> None:
+    if count > MAX_ELEMENTS:
+        shown = (f"{count:,}" if isinstance(count, int) else
+                 f"{math.ceil(count):,}" if math.isfinite(count) else "too many")
+        raise ExpressionError(f"`{name}` would make {shown} elements; "
+                              f"the limit is {MAX_ELEMENTS:,}")
+
+
+def _number(name: str, value: Any) -> int | float:
+    # bool is an int, but `ones(True)` is surely a mistake.
+    if type(value) not in (int, float):
+        raise ExpressionError(f"`{name}`: expected a number, got {value!r}")
+    return value
+
+
+def _element_count(name: str, shape: Sequence[Any]) -> int | float:
+    """How many elements ``shape`` holds, worked out without allocating anything.
+
+    Negative sizes count as 0: the constructor rejects them itself, with numpy's message.
+    """
+    counts = [max(_number(name, n), 0) for n in shape]
+    try:
+        # Exact for ints (literals are at most 10,000 characters, so this is quick).
+        return math.prod(counts)
+    except OverflowError:  # a float times a 400-digit int; numpy refuses float sizes anyway
+        return math.inf
+
+
+def _shape(sizes: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``ones(2, 3)`` and ``ones((2, 3))`` both mean the shape (2, 3)."""
+    if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)):
+        return tuple(sizes[0])
+    return sizes
+
+
+def _capped_filled(name: str, make: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``ones``/``zeros``, refusing shapes of more than :data:`MAX_ELEMENTS` elements."""
+    def constructor(*sizes: Any, **options: Any) -> Tensor:
+        _refuse_size(name, _element_count(name, _shape(sizes)))
+        return make(*sizes, **options)
+    constructor.__name__ = constructor.__qualname__ = name
+    return constructor
+
+
+def _randn(*sizes: Any, size: Any = None, **options: Any) -> Tensor:
+    """``randn``, refusing shapes of more than :data:`MAX_ELEMENTS` elements."""
+    if size is None:
+        shape = _shape(sizes)
+    else:
+        shape = tuple(size) if isinstance(size, (tuple, list)) else (size,)
+    _refuse_size("randn", _element_count("randn", shape))
+    return _tensors.randn(*sizes, size=size, **options)
+
+
+def _arange(start: Any, end: Any = None, step: Any = 1, **options: Any) -> Tensor:
+    """``arange``, refusing a zero step and more than :data:`MAX_ELEMENTS` elements."""
+    lo, hi = (0, start) if end is None else (start, end)
+    lo, hi, by = (_number("arange", v) for v in (lo, hi, step))
+    if by == 0:
+        raise ExpressionError("`arange`: the step must not be 0")
+    try:
+        if type(lo) is int and type(hi) is int and type(by) is int:
+            count: int | float = -((lo - hi) // by)  # ceil((hi - lo) / by), exactly
+        else:
+            count = math.ceil((hi - lo) / by)
+    except (OverflowError, ValueError):  # an infinite bound (1e999), or a huge one
+        raise ExpressionError("`arange`: the bounds must be finite and not huge") from None
+    _refuse_size("arange", max(count, 0))
+    return _tensors.arange(start, end, step, **options)
+
+
+def _linspace(start: Any, end: Any, steps: Any, **options: Any) -> Tensor:
+    """``linspace``, refusing a negative count and more than :data:`MAX_ELEMENTS` elements."""
+    if _number("linspace", steps) < 0:
+        raise ExpressionError(f"`linspace`: the number of steps must not be negative; got {steps}")
+    _refuse_size("linspace", steps)
+    return _tensors.linspace(start, end, steps, **options)
+
+
+#: What ``-v NAME=VALUE`` may call.  ``tensor`` needs no cap: its data is a
+#: literal, bounded by the length of the value's text.
+CONSTRUCTORS: dict[str, Callable[..., Tensor]] = {
+    "arange": _arange, "ones": _capped_filled("ones", _tensors.ones),
+    "zeros": _capped_filled("zeros", _tensors.zeros), "randn": _randn,
+    "linspace": _linspace, "tensor": _tensors.tensor}
 
 
 @dataclass
@@ -41,6 +132,16 @@ def parse_assignment(text: str) -> tuple[str, str]:
         raise ExpressionError(f"-v expects NAME=VALUE (e.g. -v x=arange(4) or -v w=[1, 2]); "
                               f"got {text!r}")
     return name, value.strip()
+
+
+def unique_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``-v`` pairs as a dict; a name given twice is an error, not last-one-wins."""
+    out: dict[str, str] = {}
+    for name, text in pairs:
+        if name in out:
+            raise ExpressionError(f"-v {name} given twice")
+        out[name] = text
+    return out
 
 
 def make_value(name: str, text: str, *, requires_grad: bool, dtype: Any = np.float32) -> Tensor:
@@ -67,7 +168,7 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
     if dtype not in DTYPES:
         raise ExpressionError(f"--dtype must be float32 or float64, got {dtype!r}")
     np_dtype = DTYPES[dtype]
-    pairs = dict(values.items() if isinstance(values, Mapping) else values)
+    pairs = unique_values(values.items() if isinstance(values, Mapping) else values)
     program = expr.parse(source, EXPRESSION_FUNCTIONS, EXPRESSION_METHODS)
     for name in list(pairs) + list(constants):
         if name not in program.free_names:

@@ -57,8 +57,7 @@ def _execute(path: str) -> dict:
             raise ScriptError(f"{path} exited with status {exc.code}") from None
         raise ScriptError(f"{path} called sys.exit() before defining its tensors") from None
     except Exception as exc:
-        raise ScriptError(f"{path} raised {type(exc).__name__}: {exc}",
-                          ) from _user_traceback(exc, path)
+        raise script_failure(exc, path, path)  # carries the user traceback as __cause__
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
@@ -116,6 +115,13 @@ def _user_traceback(exc: BaseException, path: str) -> _UserTraceback:
     text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(keep)) + \
         "".join(traceback.format_exception_only(type(exc), exc))
     return _UserTraceback(text)
+
+
+def script_failure(exc: Exception, path: str, what: str) -> ScriptError:
+    """A ScriptError saying ``what`` raised ``exc``, carrying the script's own traceback."""
+    error = ScriptError(f"{what} raised {type(exc).__name__}: {exc}")
+    error.__cause__ = _user_traceback(exc, path)
+    return error
 
 
 def script_traceback(error: ScriptError) -> str | None:

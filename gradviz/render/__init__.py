@@ -10,19 +10,19 @@ WebAssembly Graphviz) take the same DOT source.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from gradviz.engine.backward import BackwardPass, Step
+from gradviz.engine.backward import BackwardPass, Step, saved_freed
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
-from gradviz.errors import GradvizValueError, RenderError
+from gradviz.errors import GradvizValueError
 from gradviz.render.backends import FORMATS, render_dot
 from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, to_digraph
+from gradviz.render.files import write_atomic
 from gradviz.render.model import GraphView, build_view
 from gradviz.render.values import has_nonfinite
 
@@ -52,8 +52,7 @@ class Drawing:
 
 
 def _freed(tape: Tape) -> bool:
-    return any(n.op is not None and n.requires_grad and not n.is_leaf and n.op.saves_tensors
-               and n.saved is None for n in tape.nodes)
+    return any(saved_freed(n) for n in tape.nodes if n.requires_grad)
 
 
 def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
@@ -134,28 +133,6 @@ def format_from_path(path: str | os.PathLike | None, fmt: str | None) -> str:
         raise GradvizValueError(f"unknown output format {fmt!r}: choose one of "
                                 f"{', '.join(FORMATS)} (by -f or the file extension)")
     return fmt
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never half a file."""
-    target = Path(path)
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise RenderError(f"cannot write {target}: {exc.strerror or exc} "
-                          f"(is the folder {directory} there and writable?)") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise RenderError(f"cannot write {target}: {exc.strerror or exc}") from None
 
 
 def render(output: Tensor, path: str | os.PathLike | None = None, *, format: str | None = None,

@@ -164,7 +164,7 @@ def edge_label(e: EdgeView, mode: str, style: Style) -> str:
             return ""
         return format_array(np.asarray(e.contribution), style.precision, style.max_elems)
     if mode == "jacobian":
-        return jacobian_shape(np.empty(e.output_shape), np.empty(e.input_shape))
+        return jacobian_shape(e.output_shape, e.input_shape)
     return ""
 
 

@@ -87,13 +87,18 @@ def _dtype_name(dt: np.dtype) -> str:
     return "bool" if dt == np.bool_ else str(dt)
 
 
-def jacobian_shape(out: np.ndarray, inp: np.ndarray) -> str:
-    """The shape of d(out)/d(in): the out shape followed by the in shape (``(4)×(4)``)."""
-    def part(s: tuple) -> str:
-        return "(" + ",".join(str(n) for n in s) + ")"
-    kind = ("scalar" if out.ndim == 0 else "vector" if out.ndim == 1 else "matrix") + " by " + \
-           ("scalar" if inp.ndim == 0 else "vector" if inp.ndim == 1 else "matrix")
-    return f"J {part(out.shape)}×{part(inp.shape)}: {kind}"
+def jacobian_shape(out_shape: tuple[int, ...], in_shape: tuple[int, ...]) -> str:
+    """The shape of d(out)/d(in): the out shape followed by the in shape (``(4)×(4)``).
+
+    Takes shapes, not arrays: a label needs no data (and an edge can be huge).
+    """
+    def part(shape: tuple[int, ...]) -> str:
+        return "(" + ",".join(str(n) for n in shape) + ")"
+
+    def kind(shape: tuple[int, ...]) -> str:
+        return "scalar" if len(shape) == 0 else "vector" if len(shape) == 1 else "matrix"
+
+    return f"J {part(out_shape)}×{part(in_shape)}: {kind(out_shape)} by {kind(in_shape)}"
 
 
 def has_nonfinite(a: np.ndarray) -> bool:
