@@ -812,3 +812,19 @@ def test_non_finite_values(renderer):
     # A finite graph has no warning.
     assert draw(gv.sum(gv.arange(3.0, requires_grad=True))).warnings == []
 
+
+
+def test_returned_digraph_shows_itself_in_notebooks_without_system_dot(monkeypatch) -> None:
+    """Jupyter calls _repr_mimebundle_; it must not need the system `dot` program."""
+    import graphviz
+
+    from gradviz.render import backends
+
+    monkeypatch.setattr(backends, "system_available", lambda: False)
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    g = gv.render(gv.dot(x, x))
+    assert isinstance(g, graphviz.Digraph)
+    svg = g._repr_mimebundle_()["image/svg+xml"]
+    root = ET.fromstring(svg)
+    texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
+    assert "14" in texts and "[0 2 4 6]" in texts.replace("\xa0", " ")

@@ -8,6 +8,7 @@ and DOT here, in one place, so ``{ } | < > " & \\`` render as typed.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,6 +169,25 @@ def edge_label(e: EdgeView, mode: str, style: Style) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=None)
+def _diagram_class() -> type:
+    """A ``graphviz.Digraph`` that shows itself in notebooks through gradviz's renderers.
+
+    The plain Digraph needs the system ``dot`` program to display; this one falls
+    back to the embedded Graphviz, like everything else in gradviz.
+    """
+    import graphviz
+
+    from gradviz.render.backends import render_dot
+
+    class Diagram(graphviz.Digraph):
+        def _repr_mimebundle_(self, include: Any = None, exclude: Any = None,
+                              **kwargs: Any) -> dict[str, str]:
+            return {"image/svg+xml": render_dot(self.source, "svg", "auto").decode("utf-8")}
+
+    return Diagram
+
+
 def _attributes(attrs: dict[str, str]) -> str:
     """``key="value"`` pairs; values are escaped already (escape_record / escape_text)."""
     return " ".join(f'{k}="{v}"' for k, v in attrs.items())
@@ -178,7 +198,7 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
     import graphviz
 
     theme = THEMES[style.theme]
-    g = graphviz.Digraph("gradviz")
+    g = _diagram_class()("gradviz")
     label_lines = [t for t in [style.title] + notes if t]
     g.attr(rankdir=style.rankdir, bgcolor=theme.background, fontname=style.font,
            fontcolor=theme.font, nodesep="0.35", ranksep="0.45", labelloc="t",
