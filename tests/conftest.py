@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
+
+# The lesson's own functions (f, h) live with the samples; tests import the same copy.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples" / "lesson"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -162,15 +162,7 @@ def svg_of(output: gv.Tensor, renderer: str, **options) -> bytes:
 # ---------------------------------------------------------------------------
 
 
-def lesson_f(a):
-    b = a * 2
-    while b.norm() < 1000:
-        b = b * 2
-    if b.sum() > 0:
-        c = b
-    else:
-        c = 100 * b
-    return c
+from lesson import f as lesson_f  # noqa: E402  (samples/lesson, via conftest)
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)

@@ -18,17 +18,7 @@ Run from the repository root:  python samples/lesson/06_vector_control_flow.py [
 import sys
 
 import gradviz as gv
-
-
-def f(a):
-    b = a * 2
-    while b.norm() < 1000:
-        b = b * 2
-    if b.sum() > 0:
-        c = b
-    else:
-        c = 100 * b
-    return c
+from lesson import f  # the lesson's function, verbatim: see lesson.py
 
 
 seed = int(sys.argv[1]) if len(sys.argv) > 1 else 0

@@ -15,17 +15,7 @@ Run from the repository root:  python samples/lesson/08_backward_twice.py
 """
 
 import gradviz as gv
-
-
-def f(a):
-    b = a * 2
-    while b.norm() < 1000:
-        b = b * 2
-    if b.sum() > 0:
-        c = b
-    else:
-        c = 100 * b
-    return c
+from lesson import f  # the lesson's function, verbatim: see lesson.py
 
 
 a = gv.tensor(0.3, requires_grad=True)
