@@ -144,13 +144,18 @@ relu = _elementwise("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=Fals
 
 # -- reductions -------------------------------------------------------------------
 
+def _reduction_name(base: str, whole: str, by_axis: str) -> Any:
+    """PyTorch numbers a reduction's backward node by overload: whole tensor, or along axes."""
+    return lambda inputs, params: base + (whole if params["axis"] is None else by_axis)
+
+
 sum = defop("sum", lambda x, axis, keepdims: np.sum(x, axis=axis, keepdims=keepdims),
-            grad_fn="SumBackward0", symbol="sum", saves=("shape0",),
+            grad_fn=_reduction_name("SumBackward", "0", "1"), symbol="sum", saves=("shape0",),
             vjps=(lambda g, shape, axis, keepdims: _spread(g, shape, axis, keepdims),),
             jvps=(lambda t, shape, axis, keepdims: sum(t, axis=axis, keepdims=keepdims),))
 
 mean = defop("mean", lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
-             grad_fn="MeanBackward0", saves=("shape0",),
+             grad_fn=_reduction_name("MeanBackward", "0", "1"), saves=("shape0",),
              vjps=(lambda g, shape, axis, keepdims:
                    _spread(g, shape, axis, keepdims) / _count(shape, axis),),
              jvps=(lambda t, shape, axis, keepdims: mean(t, axis=axis, keepdims=keepdims),))
@@ -163,7 +168,7 @@ def _extremum_weights(x: Any, out: Any, axis: tuple | None, keepdims: bool) -> A
     return hit / hit.sum(axis=axis, keepdims=True)
 
 
-def _extremum(name: str, forward: Any, grad_fn: str) -> Any:
+def _extremum(name: str, forward: Any, grad_fn: Any) -> Any:
     return defop(
         name, lambda x, axis, keepdims: forward(x, axis=axis, keepdims=keepdims),
         grad_fn=grad_fn, saves=("x0", "out"),
@@ -173,8 +178,8 @@ def _extremum(name: str, forward: Any, grad_fn: str) -> Any:
               sum(t * _extremum_weights(x, out, axis, keepdims), axis=axis, keepdims=keepdims),))
 
 
-max = _extremum("max", np.max, "MaxBackward1")
-min = _extremum("min", np.min, "MinBackward1")
+max = _extremum("max", np.max, _reduction_name("MaxBackward", "1", "0"))
+min = _extremum("min", np.min, _reduction_name("MinBackward", "1", "0"))
 
 
 def _safe(y: Any) -> Any:
@@ -184,7 +189,7 @@ def _safe(y: Any) -> Any:
 
 norm = defop(
     "norm", lambda x, axis, keepdims: np.sqrt(np.sum(x * x, axis=axis, keepdims=keepdims)),
-    grad_fn="NormBackward1", saves=("x0", "out"),
+    grad_fn="LinalgVectorNormBackward0", saves=("x0", "out"),
     vjps=(lambda g, x, out, axis, keepdims:
           _spread(g / _safe(out), x.shape, axis, keepdims) * x,),
     jvps=(lambda t, x, out, axis, keepdims:
@@ -229,7 +234,19 @@ def _matmul_vjp_y(g: Any, x: Any, y: Any) -> Any:
     return getitem(gy, index=(Ellipsis, 0)) if y.ndim == 1 else gy
 
 
-matmul = defop("matmul", np.matmul, grad_fn="MmBackward0", symbol="@", saves=("x0", "x1"),
+def _matmul_name(inputs: tuple, params: dict) -> str:
+    """PyTorch names matmul's backward node after the kernel it dispatched to."""
+    nx, ny = inputs[0].ndim, inputs[1].ndim
+    if nx == 1 and ny == 1:
+        return "DotBackward0"
+    if ny == 1 and nx == 2:
+        return "MvBackward0"
+    if nx == 1 and ny == 2:
+        return "SqueezeBackward4"
+    return "MmBackward0" if nx == 2 and ny == 2 else "UnsafeViewBackward0"
+
+
+matmul = defop("matmul", np.matmul, grad_fn=_matmul_name, symbol="@", saves=("x0", "x1"),
                vjps=(_matmul_vjp_x, _matmul_vjp_y),
                jvps=(lambda t, x, y: matmul(t, y), lambda t, x, y: matmul(x, t)))
 
@@ -277,7 +294,16 @@ def _index_text(index: Any) -> str:
     return ", ".join(one(p) for p in (index if isinstance(index, tuple) else (index,)))
 
 
-getitem = defop("index", lambda x, index: np.asarray(x[index]), grad_fn="IndexBackward0",
+def _index_name(inputs: tuple, params: dict) -> str:
+    """Select (integers), Slice (slices) or Index (arrays), as PyTorch names them."""
+    parts = params["index"] if isinstance(params["index"], tuple) else (params["index"],)
+    if any(isinstance(p, (np.ndarray, list)) for p in parts):
+        return "IndexBackward0"
+    return "SelectBackward0" if any(isinstance(p, (int, np.integer)) for p in parts) \
+        else "SliceBackward0"
+
+
+getitem = defop("index", lambda x, index: np.asarray(x[index]), grad_fn=_index_name,
                 display=lambda a, p: f"{a[0]}[{_index_text(p['index'])}]", saves=("shape0",),
                 vjps=(lambda g, shape, index: scatter(g, index=index, shape=shape),),
                 jvps=(lambda t, shape, index: getitem(t, index=index),))

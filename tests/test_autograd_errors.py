@@ -538,3 +538,32 @@ def test_step_contributions_are_fitted_to_broadcast_inputs() -> None:
     assert nb is b and cb.shape == (3,)
     np.testing.assert_allclose(ca, [[60.0], [60.0]], rtol=0, atol=0)
     np.testing.assert_allclose(cb, [3.0, 3.0, 3.0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda a, M, B: a @ a, "DotBackward0"),
+    (lambda a, M, B: M @ a, "MvBackward0"),
+    (lambda a, M, B: a[:2] @ M, "SqueezeBackward4"),
+    (lambda a, M, B: M @ M.T, "MmBackward0"),
+    (lambda a, M, B: B @ M.T, "UnsafeViewBackward0"),
+    (lambda a, M, B: a[0], "SelectBackward0"),
+    (lambda a, M, B: a[1:3], "SliceBackward0"),
+    (lambda a, M, B: a[[0, 1]], "IndexBackward0"),
+    (lambda a, M, B: M[:, 0], "SelectBackward0"),
+    (lambda a, M, B: M[:, 1:], "SliceBackward0"),
+    (lambda a, M, B: M.sum(), "SumBackward0"),
+    (lambda a, M, B: M.sum(0), "SumBackward1"),
+    (lambda a, M, B: M.mean(), "MeanBackward0"),
+    (lambda a, M, B: M.mean(0), "MeanBackward1"),
+    (lambda a, M, B: M.max(), "MaxBackward1"),
+    (lambda a, M, B: M.max(dim=0), "MaxBackward0"),
+    (lambda a, M, B: M.norm(), "LinalgVectorNormBackward0"),
+])
+def test_grad_fn_names_follow_pytorch_by_operands(make, name):
+    """PyTorch names some backward nodes after the operands (what these printed in torch 2.13)."""
+    a = gv.ones(3, requires_grad=True)
+    M = gv.ones(2, 3, requires_grad=True)
+    B = gv.ones(4, 2, 3, requires_grad=True)
+    out = make(a, M, B)
+    assert out.grad_fn.name() == name
+    assert repr(out).endswith(f"grad_fn=<{name}>)")

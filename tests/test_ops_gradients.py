@@ -759,10 +759,10 @@ def test_grad_fn_names_of_ops() -> None:
         "ExpBackward0": x.exp(), "LogBackward0": x.log(), "SqrtBackward0": x.sqrt(),
         "AbsBackward0": x.abs(), "TanhBackward0": x.tanh(), "SigmoidBackward0": x.sigmoid(),
         "ReluBackward0": x.relu(), "SumBackward0": x.sum(), "MeanBackward0": x.mean(),
-        "MaxBackward1": x.max(), "MinBackward1": x.min(), "NormBackward1": x.norm(),
+        "MaxBackward1": x.max(), "MinBackward1": x.min(), "LinalgVectorNormBackward0": x.norm(),
         "DotBackward0": gv.dot(v, v), "MmBackward0": x @ x, "PermuteBackward0": x.T,
         "ViewBackward0": x.reshape(4), "ExpandBackward0": v.expand(3, 2),
-        "IndexBackward0": x[0], "CatBackward0": gv.cat([x, x]),
+        "SelectBackward0": x[0], "IndexBackward0": x[[0, 1]], "CatBackward0": gv.cat([x, x]),
         "StackBackward0": gv.stack([x, x]), "WhereBackward0": gv.where(x > 2, x, -x),
         "CloneBackward0": x.clone(),
     }

@@ -121,7 +121,7 @@ def tensor_repr(t: "Tensor") -> str:
     if t.requires_grad and t.is_leaf:
         suffix.append("requires_grad=True")
     elif t.requires_grad:
-        suffix.append(f"grad_fn=<{t.op.grad_fn}>")
+        suffix.append(f"grad_fn=<{t.op.backward_name(t)}>")
     # Like PyTorch, an ending that would run past the line width goes on its own line.
     text = prefix + body
     last = len(text) - text.rfind("\n") - 1 if "\n" in text else len(text)

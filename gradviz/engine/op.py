@@ -32,7 +32,9 @@ class Op:
 
     Attributes:
         name: short name used in expressions and diagrams (``"mul"``).
-        grad_fn: PyTorch's name of the backward node (``"MulBackward0"``).
+        grad_fn: PyTorch's name of the backward node (``"MulBackward0"``), or a
+            function ``(inputs, params) -> name`` where PyTorch's name depends on
+            the operands (``matmul`` is Dot, Mv or Mm by shape).
         symbol: how diagrams write it (``"*"``); defaults to ``name``.
         forward: ``forward(*arrays, **params) -> ndarray``.
         saves: the tokens of the values the rules need (see module notes).
@@ -55,7 +57,7 @@ class Op:
                  "differentiable", "variadic", "display", "_picks", "_saved_tensors", "pick_saved")
 
     def __init__(self, name: str, forward: Callable[..., np.ndarray], *,
-                 grad_fn: str | None = None, symbol: str | None = None,
+                 grad_fn: str | Callable[[tuple, dict], str] | None = None, symbol: str | None = None,
                  saves: Sequence[str] = (), vjps: Sequence[Rule] | Rule | None = None,
                  jvps: Sequence[Rule] | Rule | None = None, differentiable: bool = True,
                  display: Callable[[list[str], dict], str] | None = None) -> None:
@@ -82,7 +84,12 @@ class Op:
         self.pick_saved = _picker(self._picks)
 
     def __repr__(self) -> str:
-        return f"<Op {self.name} ({self.grad_fn})>"
+        return f"<Op {self.name}>"
+
+    def backward_name(self, node: Any) -> str:
+        """The name of ``node``'s backward node, as PyTorch would print it."""
+        name = self.grad_fn
+        return name if isinstance(name, str) else name(node.inputs, node.params)
 
     def format(self, args: list[str], params: dict) -> str:
         """The application written out for a diagram, from the inputs' names."""

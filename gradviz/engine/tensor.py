@@ -92,7 +92,7 @@ class GradFn:
 
     def name(self) -> str:
         t = self.tensor
-        return "AccumulateGrad" if t.op is None else t.op.grad_fn
+        return "AccumulateGrad" if t.is_leaf else t.op.backward_name(t)
 
     @property
     def next_functions(self) -> tuple:

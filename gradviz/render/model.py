@@ -127,7 +127,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         kind, reason = _kind(last, outputs, pruned, reached, steps is not None, adjoints)
         formula = _formula(group[0], names) if len(group) == 1 else \
             f"{_formula(group[0], names)} … ×{len(group)}"
-        grad_fn = "" if last.op is None else last.op.grad_fn
+        grad_fn = "" if last.op is None else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
         adjoint = last.adjoint if reason is None and adjoints else None
