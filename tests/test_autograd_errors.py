@@ -567,3 +567,35 @@ def test_grad_fn_names_follow_pytorch_by_operands(make, name):
     out = make(a, M, B)
     assert out.grad_fn.name() == name
     assert repr(out).endswith(f"grad_fn=<{name}>)")
+
+
+def test_interleaved_passes_keep_their_own_adjoints():
+    """A pass paused mid-way (as in a stepper) is not disturbed by another pass over the same nodes."""
+    w = gv.tensor([1.0, 2.0], requires_grad=True)
+    loss = (w * w).sum()
+    paused = iter(gv.BackwardPass(loss, retain_graph=True, accumulate=False))
+    next(paused)                                   # the sum node: its adjoint is 1
+    other = (w * w * 3.0).sum()
+    (g_other,) = gv.grad(other, w)                 # a whole other pass through w
+    np.testing.assert_allclose(g_other.data, [6.0, 12.0])
+    steps = list(paused)
+    assert steps[-1].node is w
+    np.testing.assert_allclose(steps[-1].adjoint, [2.0, 4.0])   # 2w, not mixed with 6w
+    assert w.grad is None
+
+
+def test_paused_passes_leave_the_callers_modes_alone():
+    """Between steps the caller records gradients and sees numpy's warnings as usual."""
+    x = gv.tensor([1.0, 2.0], requires_grad=True)
+    y = (gv.sin(x) * x).sum()
+    for sweep in (gv.BackwardPass(y, retain_graph=True, accumulate=False),
+                  gv.ForwardSweep(y, {x: np.ones(2)})):
+        before = np.geterr()
+        steps = iter(sweep)
+        next(steps)
+        assert gv.is_grad_enabled()
+        assert (x * 2).requires_grad
+        assert np.geterr() == before
+        for _ in steps:
+            pass
+        assert gv.is_grad_enabled() and np.geterr() == before

@@ -13,6 +13,7 @@ Before the walk, branches that cannot reach a requested input are pruned;
 
 from __future__ import annotations
 
+import itertools
 from operator import attrgetter
 from typing import Any, Iterator, NamedTuple, Sequence
 
@@ -56,6 +57,30 @@ class Step(NamedTuple):
     accumulated: bool
 
 
+class PassMode:
+    """The modes a pass computes in, set around its work and never left on between steps.
+
+    Grad mode is on only under ``create_graph``; numpy does not warn, since a
+    nan or inf adjoint is a result to show, not a warning from inside gradviz.
+    A caller who pauses a pass (the stepper) gets its own modes back meanwhile.
+    """
+
+    def __init__(self, grad_enabled: bool) -> None:
+        self.grad_enabled = grad_enabled
+        self._saved: tuple = ()
+
+    def enter(self) -> None:
+        self._saved = (_GradMode.enabled, np.seterr(all="ignore"))
+        _GradMode.enabled = self.grad_enabled
+
+    def leave(self) -> None:
+        if self._saved:
+            mode, errors = self._saved
+            np.seterr(**errors)
+            _GradMode.enabled = mode
+            self._saved = ()
+
+
 def saved_freed(n: Tensor) -> bool:
     """Whether a backward pass already freed what ``n``'s op saved for backward."""
     return n.op is not None and n.op.saves_tensors and n.saved is None and not n.is_leaf
@@ -70,29 +95,28 @@ def _rule(op: Any, i: int) -> Any:
 
 
 def _graph_of(outputs: list[Tensor]) -> list[Tensor]:
-    """The nodes that require grad below ``outputs``, their adjoints reset.
+    """The nodes that require grad below ``outputs``.
 
-    Iterative, so depth is no limit.  Reusing ``adjoint`` as the visited mark
-    (a sentinel, then None) saves a set lookup per node on the hot path.
+    Iterative, so depth is no limit.  Nodes are marked with this walk's own
+    number rather than put in a set: it saves a lookup per node on the hot path.
     """
+    mark = next(_walks)
     found: list[Tensor] = []
     stack = [o for o in outputs if o.requires_grad]
     while stack:
         n = stack.pop()
-        if n.adjoint is _VISITING:
+        if n._mark == mark:
             continue
-        n.adjoint = _VISITING
+        n._mark = mark
         found.append(n)
         if not n.is_leaf:
             for x in n.inputs:
-                if x.requires_grad and x.adjoint is not _VISITING:
+                if x.requires_grad and x._mark != mark:
                     stack.append(x)
-    for n in found:
-        n.adjoint = None
     return found
 
 
-_VISITING = object()
+_walks = itertools.count(1)
 
 
 class BackwardPass:
@@ -131,11 +155,13 @@ class BackwardPass:
         nodes.sort(key=_by_seq, reverse=True)
         self._all = nodes
         if self.inputs is not None:
-            for x in self.inputs:
-                x.adjoint = None
             nodes = self._towards(nodes, self.inputs)
         self.order: list[Tensor] = nodes
         self._needed = None if self.inputs is None else {id(n) for n in nodes}
+        # This pass's adjoints, by node id: its own, so that passes over the same
+        # nodes (a stepper paused mid-way, a render) never mix.  Each is also
+        # published to ``node.adjoint`` once complete.
+        self._adjoints: dict[int, Any] = {}
 
     def _seed(self, i: int, out: Tensor, g: Any) -> Any:
         if not out.requires_grad:
@@ -202,7 +228,12 @@ class BackwardPass:
 
     def adjoints(self) -> dict[Tensor, Any]:
         """The adjoints accumulated so far (complete for the nodes already visited)."""
-        return {n: n.adjoint for n in self.order if n.adjoint is not None}
+        held = self._adjoints
+        return {n: held[id(n)] for n in self.order if id(n) in held}
+
+    def adjoint_of(self, node: Tensor) -> Any:
+        """``node``'s adjoint in this pass so far (None: nothing has reached it)."""
+        return self._adjoints.get(id(node))
 
     def __iter__(self) -> Iterator[Step]:
         return self._walk(emit=True)
@@ -219,24 +250,23 @@ class BackwardPass:
     # -- the algorithm ------------------------------------------------------------------
 
     def _walk(self, emit: bool) -> Iterator[Step]:
-        for n in self._all:
-            n.adjoint = None
+        adjoints = self._adjoints
+        adjoints.clear()
         for out, g in zip(self.outputs, self._seeds):
-            out.adjoint = g if out.adjoint is None else out.adjoint + g
+            prev = adjoints.get(id(out))
+            adjoints[id(out)] = g if prev is None else prev + g
         create = self.create_graph
         retain = self.retain_graph
         needed = self._needed
         targets = None if self.inputs is None else {id(t) for t in self.inputs}
-        prev_mode = _GradMode.enabled
-        _GradMode.enabled = create
-        # A nan or inf adjoint is a result to show, not a warning to print from inside gradviz.
-        errstate = np.errstate(all="ignore")
-        errstate.__enter__()
+        inside = PassMode(grad_enabled=create)
+        inside.enter()
         try:
             for index, n in enumerate(self.order):
-                g = n.adjoint
+                g = adjoints.get(id(n))
                 if g is None:  # not reached from the outputs (several outputs, pruned)
                     continue
+                n.adjoint = g  # complete: every consumer has been visited
                 op = n.op
                 contributions: list | None = [] if emit else None
                 if op is not None and not n.is_leaf:
@@ -260,8 +290,9 @@ class BackwardPass:
                             c = cast(c, dtype=xd, src=c.dtype)
                         if emit:
                             contributions.append((x, c))
-                        prev = x.adjoint
-                        x.adjoint = c if prev is None else prev + c
+                        key = id(x)
+                        prev = adjoints.get(key)
+                        adjoints[key] = c if prev is None else prev + c
                     if not retain and op.saves_tensors:  # shapes alone stay, as in PyTorch
                         n.saved = None
                 accumulated = False
@@ -271,10 +302,13 @@ class BackwardPass:
                     self._accumulate(n, g)
                     accumulated = True
                 if emit:
-                    yield Step(index, n, g, tuple(contributions), accumulated)
+                    inside.leave()  # the caller runs between steps, in its own modes
+                    try:
+                        yield Step(index, n, g, tuple(contributions), accumulated)
+                    finally:
+                        inside.enter()
         finally:
-            errstate.__exit__(None, None, None)
-            _GradMode.enabled = prev_mode
+            inside.leave()
 
     def _accumulate(self, n: Tensor, g: Any) -> None:
         """Add ``g`` into ``n.grad``, keeping the grad tensor's identity as PyTorch does."""
@@ -312,7 +346,7 @@ def grad(outputs: Tensor | Sequence[Tensor], inputs: Tensor | Sequence[Tensor],
                      create_graph=create_graph, accumulate=False).run()
     result = []
     for x in ins:
-        g = x.adjoint
+        g = p.adjoint_of(x)
         if g is None:
             if not allow_unused:
                 raise AutogradError(UNUSED)

@@ -15,7 +15,8 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from gradviz.engine.tape import ancestors
-from gradviz.engine.tensor import Tensor, _GradMode, as_tensor
+from gradviz.engine.backward import PassMode
+from gradviz.engine.tensor import Tensor, as_tensor
 from gradviz.errors import AutogradError, ShapeError
 from gradviz.ops import fit_shape
 
@@ -65,48 +66,57 @@ class ForwardSweep:
         return self.tangents.get(id(node))
 
     def __iter__(self) -> Iterator[ForwardStep]:
-        return self._sweep()
+        return self._sweep(emit=True)
 
     def run(self) -> "ForwardSweep":
-        for _ in self._sweep():
+        """Run the sweep to the end (what :func:`jvp` does), building no steps."""
+        for _ in self._sweep(emit=False):
             pass
         return self
 
-    def _sweep(self) -> Iterator[ForwardStep]:
+    def _sweep(self, emit: bool) -> Iterator[ForwardStep]:
         tangents = self.tangents
-        prev_mode = _GradMode.enabled
-        _GradMode.enabled = False
-        errstate = np.errstate(all="ignore")
-        errstate.__enter__()
+        inside = PassMode(grad_enabled=False)
+        inside.enter()
         try:
             for index, n in enumerate(self.order):
                 seeded = self.seeds.get(id(n))
                 if seeded is not None:
                     tangents[id(n)] = seeded[1]
-                    yield ForwardStep(index, n, seeded[1], ())
-                    continue
-                op = n.op
-                saved = op.pick_saved([x.data for x in n.inputs], n.data)
-                total = None
-                contributions = []
-                for i, x in enumerate(n.inputs):
-                    t = tangents.get(id(x))
-                    rule = op.jvp(i) if t is not None else None
-                    if rule is None:
-                        contributions.append((x, None))
-                        continue
-                    c = rule(t, *saved, **n.params)
-                    if c.shape != n.data.shape:
-                        c = fit_shape(c, n.data.shape)
-                    contributions.append((x, c))
-                    total = c if total is None else total + c
-                if total is None:
-                    raise AutogradError(f"op {op.name!r} has no forward-mode (JVP) rule")
-                tangents[id(n)] = total
-                yield ForwardStep(index, n, total, tuple(contributions))
+                    step = ForwardStep(index, n, seeded[1], ())
+                else:
+                    step = self._advance(index, n)
+                if emit:
+                    inside.leave()  # the caller runs between steps, in its own modes
+                    try:
+                        yield step
+                    finally:
+                        inside.enter()
         finally:
-            errstate.__exit__(None, None, None)
-            _GradMode.enabled = prev_mode
+            inside.leave()
+
+    def _advance(self, index: int, n: Tensor) -> ForwardStep:
+        """Push the tangents of ``n``'s inputs through its op's JVP rules."""
+        tangents = self.tangents
+        op = n.op
+        saved = op.pick_saved([x.data for x in n.inputs], n.data)
+        total = None
+        contributions = []
+        for i, x in enumerate(n.inputs):
+            t = tangents.get(id(x))
+            rule = op.jvp(i) if t is not None else None
+            if rule is None:
+                contributions.append((x, None))
+                continue
+            c = rule(t, *saved, **n.params)
+            if c.shape != n.data.shape:
+                c = fit_shape(c, n.data.shape)
+            contributions.append((x, c))
+            total = c if total is None else total + c
+        if total is None:
+            raise AutogradError(f"op {op.name!r} has no forward-mode (JVP) rule")
+        tangents[id(n)] = total
+        return ForwardStep(index, n, total, tuple(contributions))
 
 
 def jvp(func: Callable[..., Tensor], primals: Sequence[Any], tangents: Sequence[Any]

@@ -130,7 +130,7 @@ class Tensor:
     """
 
     __slots__ = ("data", "op", "inputs", "params", "saved", "seq", "requires_grad",
-                 "is_leaf", "_grad", "adjoint", "label", "retains_grad",
+                 "is_leaf", "_grad", "adjoint", "label", "retains_grad", "_mark",
                  "made_without_grad", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
@@ -148,6 +148,7 @@ class Tensor:
         self.is_leaf = True
         self._grad = None
         self.adjoint = None
+        self._mark = 0
         self.label = None
         self.retains_grad = False
         self.made_without_grad = False
@@ -388,6 +389,7 @@ def _constant_like(value: Any, ref: np.ndarray) -> "Tensor":
     t.is_leaf = True
     t._grad = None
     t.adjoint = None
+    t._mark = 0
     t.label = None
     t.retains_grad = False
     t.made_without_grad = False
@@ -445,6 +447,7 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
     t.saved = op.pick_saved(arrays, out) if requires else None
     t._grad = None
     t.adjoint = None
+    t._mark = 0
     t.label = None
     t.retains_grad = False
     return t

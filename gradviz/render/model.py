@@ -93,10 +93,10 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
     pruned = pruned or {}
     outputs = {id(o) for o in tape.outputs}
     contributions: dict[tuple[int, int], Any] = {}
-    reached: set[int] = set()
+    reached: dict[int, Any] = {}  # node id -> its adjoint in the steps' pass
     if steps is not None:
         for step in steps:
-            reached.add(id(step.node))
+            reached[id(step.node)] = step.adjoint
             for slot, (x, c) in enumerate(step.contributions):
                 contributions[(id(step.node), slot)] = c
     # Scalar constants (the 2 in a * 2) read better inside the formula than as boxes.
@@ -130,7 +130,9 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         grad_fn = "" if last.op is None else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
-        adjoint = last.adjoint if reason is None and adjoints else None
+        adjoint = None
+        if reason is None and adjoints:
+            adjoint = reached.get(id(last)) if steps is not None else last.adjoint
         nodes.append(NodeView(gid, tape.name(last),
                               kind, formula, grad_fn, last.data, adjoint, reason, group,
                               len(group)))
@@ -154,7 +156,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
     return GraphView(nodes, edges, notes)
 
 
-def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: set[int],
+def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: dict[int, Any],
           have_steps: bool, adjoints: bool) -> tuple[str, str | None]:
     reason = pruned.get(n)
     if reason is None and not n.requires_grad:
