@@ -83,7 +83,7 @@ class PassMode:
 
 def saved_freed(n: Tensor) -> bool:
     """Whether a backward pass already freed what ``n``'s op saved for backward."""
-    return n.op is not None and n.op.saves_tensors and n.saved is None and not n.is_leaf
+    return n.saved is None and n.op is not None and n.op.saves_tensors and not n.is_leaf
 
 
 def _rule(op: Any, i: int) -> Any:
@@ -261,37 +261,40 @@ class BackwardPass:
         targets = None if self.inputs is None else {id(t) for t in self.inputs}
         inside = PassMode(grad_enabled=create)
         inside.enter()
+        get = adjoints.get  # the loop below runs once per node: locals are faster
         try:
             for index, n in enumerate(self.order):
-                g = adjoints.get(id(n))
+                g = get(id(n))
                 if g is None:  # not reached from the outputs (several outputs, pruned)
                     continue
                 n.adjoint = g  # complete: every consumer has been visited
                 op = n.op
                 contributions: list | None = [] if emit else None
                 if op is not None and not n.is_leaf:
-                    if saved_freed(n):
+                    if n.saved is None and op.saves_tensors:  # saved_freed(n), inlined
                         raise AutogradError(FREED)
                     saved = op.pick_saved(n.inputs, n) if create else n.saved or ()
                     params = n.params
                     for i, x in enumerate(n.inputs):
                         rule = None
                         if x.requires_grad and (needed is None or id(x) in needed):
-                            rule = _rule(op, i)
+                            rule = _rule(op, i) if op.variadic or i >= len(op.vjps) \
+                                else op.vjps[i]
                         if rule is None:  # pruned edge: nothing flows to x
                             if emit:
                                 contributions.append((x, None))
                             continue
                         c = rule(g, *saved, **params)
-                        if c.shape != x.data.shape:
-                            c = fit_shape(c, x.data.shape)
-                        xd = x.data.dtype  # a float32 leaf keeps a float32 grad
+                        xa = x.data
+                        if c.shape != xa.shape:
+                            c = fit_shape(c, xa.shape)
+                        xd = xa.dtype  # a float32 leaf keeps a float32 grad
                         if c.dtype is not xd and c.dtype != xd:
                             c = cast(c, dtype=xd, src=c.dtype)
                         if emit:
                             contributions.append((x, c))
                         key = id(x)
-                        prev = adjoints.get(key)
+                        prev = get(key)
                         adjoints[key] = c if prev is None else prev + c
                     if not retain and op.saves_tensors:  # shapes alone stay, as in PyTorch
                         n.saved = None

@@ -54,7 +54,7 @@ class Op:
     """
 
     __slots__ = ("name", "grad_fn", "symbol", "forward", "saves", "vjps", "jvps",
-                 "differentiable", "variadic", "display", "_picks", "_saved_tensors", "pick_saved")
+                 "differentiable", "variadic", "display", "_picks", "saves_tensors", "pick_saved")
 
     def __init__(self, name: str, forward: Callable[..., np.ndarray], *,
                  grad_fn: str | Callable[[tuple, dict], str] | None = None, symbol: str | None = None,
@@ -80,7 +80,8 @@ class Op:
         self._picks = tuple(("out", 0) if t == "out" else
                             ("shape", int(t[5:])) if t.startswith("shape") else
                             ("x", int(t[1:])) for t in self.saves)
-        self._saved_tensors = any(kind != "shape" for kind, _ in self._picks)
+        # Whether the op keeps array values for backward (freed after a pass); shapes are not.
+        self.saves_tensors = any(kind != "shape" for kind, _ in self._picks)
         self.pick_saved = _picker(self._picks)
 
     def __repr__(self) -> str:
@@ -109,11 +110,6 @@ class Op:
         return self.forward(*args, **params)
 
     # -- what the engine asks of an op --------------------------------------
-
-    @property
-    def saves_tensors(self) -> bool:
-        """Whether the op keeps array values for backward (freed after a pass)."""
-        return self._saved_tensors
 
     def vjp(self, i: int) -> Rule | None:
         """The VJP rule of input ``i`` (None if the input gets no gradient)."""
