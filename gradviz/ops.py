@@ -80,7 +80,13 @@ mul = defop("mul", np.multiply, grad_fn="MulBackward0", symbol="*", saves=("x0",
             vjps=(lambda g, x, y: g * y, lambda g, x, y: g * x),
             jvps=(lambda t, x, y: t * y, lambda t, x, y: x * t))
 
-div = defop("div", np.true_divide, grad_fn="DivBackward0", symbol="/", saves=("x0", "x1"),
+def _true_divide(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    out = np.true_divide(x, y)
+    # Integers divide into PyTorch's default float type, float32 (numpy gives float64).
+    return out.astype(np.float32) if x.dtype.kind in "biu" and y.dtype.kind in "biu" else out
+
+
+div = defop("div", _true_divide, grad_fn="DivBackward0", symbol="/", saves=("x0", "x1"),
             vjps=(lambda g, x, y: g / y, lambda g, x, y: -g * x / (y * y)),
             jvps=(lambda t, x, y: t / y, lambda t, x, y: -t * x / (y * y)))
 

@@ -599,3 +599,22 @@ def test_paused_passes_leave_the_callers_modes_alone():
         for _ in steps:
             pass
         assert gv.is_grad_enabled() and np.geterr() == before
+
+
+@pytest.mark.parametrize("make, text", [
+    (lambda: gv.arange(4) * 0.5, "tensor([0.0000, 0.5000, 1.0000, 1.5000])"),
+    (lambda: gv.arange(4) / 2, "tensor([0.0000, 0.5000, 1.0000, 1.5000])"),
+    (lambda: gv.arange(3) + gv.tensor([0.5, 0.5, 0.5]), "tensor([0.5000, 1.5000, 2.5000])"),
+])
+def test_integers_meeting_floats_promote_as_in_pytorch(make, text):
+    """PyTorch gives float32 here where numpy would give float64 (texts as torch 2.13 prints)."""
+    out = make()
+    assert out.dtype == gv.float32
+    assert repr(out) == text
+
+
+def test_a_float_leaf_times_an_integer_tensor_gets_a_float_gradient():
+    x = gv.tensor([1.0, 2.0], requires_grad=True)
+    (x * gv.tensor([2, 3])).sum().backward()
+    assert x.grad.dtype == gv.float32
+    np.testing.assert_array_equal(x.grad.data, [2.0, 3.0])

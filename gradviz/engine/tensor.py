@@ -410,6 +410,8 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
             b = _constant_like(b, a.data)
         inputs = (a, b)
         arrays = (a.data, b.data)
+        if arrays[0].dtype is not arrays[1].dtype:
+            arrays = _promote(arrays)
         wants = a.requires_grad or b.requires_grad
     elif len(args) == 1 and isinstance(args[0], Tensor):
         inputs = args
@@ -454,6 +456,18 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
 
 
 _new = object.__new__
+
+
+def _promote(arrays: tuple) -> tuple:
+    """PyTorch's rule where it differs from numpy's: an integer (or bool) operand meeting a
+    floating one takes the floating type (``arange(4) * 0.5`` is float32, not float64)."""
+    x, y = arrays
+    kx, ky = x.dtype.kind, y.dtype.kind
+    if kx in "biu" and ky == "f":
+        return x.astype(y.dtype), y
+    if ky in "biu" and kx == "f":
+        return x, y.astype(x.dtype)
+    return arrays
 
 
 def _ops():
