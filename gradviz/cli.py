@@ -69,7 +69,8 @@ def main() -> None:
     """gradviz: see automatic differentiation.
 
     Draw computation graphs annotated with forward values and backward
-    adjoints (gradviz render).  Run `gradviz COMMAND --help` for each command.
+    adjoints (gradviz render), and check derivative rules against finite
+    differences (gradviz check).  Run `gradviz COMMAND --help` for each.
     """
 
 
