@@ -132,13 +132,14 @@ def prepare_numpy(x0, w, b, blocks):
     return lambda: _floor_step(x0, w, b, blocks)
 
 
-def prepare_gradviz(x0, w, b, blocks):
-    import gradviz as gv
+def _tape_step(tensor, sin, tanh, grad_array, x0, w, b, blocks):
+    """One timed forward + backward of the chain on a tape-recording library.
 
-    x = gv.tensor(x0, requires_grad=True)
-    W = gv.tensor(w)
-    B = gv.tensor(b)
-    sin, tanh = gv.sin, gv.tanh
+    gradviz and PyTorch run this very code, so they are timed on the same work.
+    """
+    x = tensor(x0, requires_grad=True)
+    W = tensor(w)
+    B = tensor(b)
 
     def step():
         x.grad = None
@@ -153,41 +154,24 @@ def prepare_gradviz(x0, w, b, blocks):
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()
-        g = x.grad.data
+        g = grad_array(x.grad)
         del y, loss
         t3 = time.perf_counter()
         return g, (t1 - t0, t2 - t1, t3 - t2)
 
     return step
+
+
+def prepare_gradviz(x0, w, b, blocks):
+    import gradviz as gv
+
+    return _tape_step(gv.tensor, gv.sin, gv.tanh, lambda g: g.data, x0, w, b, blocks)
 
 
 def prepare_torch(x0, w, b, blocks):
     import torch
 
-    x = torch.tensor(x0, requires_grad=True)
-    W = torch.tensor(w)
-    B = torch.tensor(b)
-    sin, tanh = torch.sin, torch.tanh
-
-    def step():
-        x.grad = None
-        t0 = time.perf_counter()
-        y = x
-        for _ in range(blocks):
-            y = y * W
-            y = sin(y)
-            y = y + B
-            y = tanh(y)
-        loss = y.sum()
-        t1 = time.perf_counter()
-        loss.backward()
-        t2 = time.perf_counter()
-        g = x.grad.numpy()
-        del y, loss
-        t3 = time.perf_counter()
-        return g, (t1 - t0, t2 - t1, t3 - t2)
-
-    return step
+    return _tape_step(torch.tensor, torch.sin, torch.tanh, lambda g: g.numpy(), x0, w, b, blocks)
 
 
 def prepare_autograd(x0, w, b, blocks):
