@@ -820,3 +820,49 @@ def test_returned_digraph_shows_itself_in_notebooks_without_system_dot(monkeypat
     root = ET.fromstring(svg)
     texts = " ".join(t.text or "" for t in root.iter("{http://www.w3.org/2000/svg}text"))
     assert "14" in texts and "[0 2 4 6]" in texts.replace("\xa0", " ")
+
+
+def test_a_repeated_block_of_several_ops_rolls_into_one_box() -> None:
+    """y = tanh(y * 1.01) + 0.001 in a loop: the three-op block is one box marked ×N."""
+    x = gv.tensor([0.5, -0.2], requires_grad=True).name("x")
+    y = x
+    for _ in range(50):
+        y = gv.tanh(y * 1.01) + 0.001
+    loss = (y * y).sum().name("loss")
+    view = gv.draw(loss, roll=True).view
+    rolled = [v for v in view.nodes if v.repeat > 1]
+    assert len(rolled) == 1
+    assert rolled[0].formula == "[· * 1.01 → tanh(·) → · + 0.001] ×50"
+    assert rolled[0].repeat == 150
+    # The box shows the run's last value and adjoint, which the engine computed.
+    np.testing.assert_allclose(rolled[0].value, y.data)
+    (gy,) = gv.grad(loss, y)
+    np.testing.assert_allclose(np.asarray(rolled[0].adjoint), gy.data, rtol=1e-6)
+
+
+def test_beyond_max_nodes_the_inputs_stay_and_the_middle_is_one_box() -> None:
+    """Steps that do not repeat cannot roll: the middle is elided, inputs and output stay."""
+    x = gv.tensor([0.5, -0.2], requires_grad=True).name("x")
+    w = gv.tensor([1.0, 0.9], requires_grad=True).name("w")
+    y = x
+    for i in range(100):
+        y = gv.tanh(y * w + 0.01 * i)
+    loss = (y * y).sum().name("loss")
+    drawing = gv.draw(loss, max_nodes=12)
+    view = drawing.view
+    ids = [v.id for v in view.nodes]
+    assert len(view.nodes) <= 12 + 1
+    assert "elided" in ids
+    names = {v.name for v in view.nodes}
+    assert {"x", "w", "loss"} <= names
+    elided = next(v for v in view.nodes if v.id == "elided")
+    tape = gv.Tape(loss)
+    drawn = sum(len(v.nodes) for v in view.nodes if v.id != "elided")
+    folded = sum(1 for n in tape.nodes if n.op is None and n.data.ndim == 0 and n.label is None)
+    assert len(elided.nodes) + drawn + folded == len(tape)   # every node accounted for once
+    into = {(e.src, e.dst) for e in view.edges if "elided" in (e.src, e.dst)}
+    x_id = next(v.id for v in view.nodes if v.name == "x")
+    assert (x_id, "elided") in into
+    assert any("not shown" in note for note in drawing.notes)
+    svg = drawing.pipe("svg", "embedded").decode()
+    assert "nodes not shown" in svg.replace("\xa0", " ")

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from gradviz.render.model import CONSTANT, LEAF, OP, OUTPUT, PRUNED, EdgeView, GraphView, NodeView
+from gradviz.render.model import (CONSTANT, ELIDED, LEAF, OP, OUTPUT, PRUNED, EdgeView,
+                                  GraphView, NodeView)
 from gradviz.render.values import format_array, format_shape, jacobian_shape
 
 SHOW = ("structure", "values", "all")
@@ -45,6 +46,7 @@ THEMES = {
             OUTPUT: {"fillcolor": "#dcfce7", "color": "#15803d", "penwidth": "2.5"},
             PRUNED: {"fillcolor": "#f9fafb", "color": "#9ca3af", "fontcolor": "#9ca3af",
                      "style": "filled,rounded,dashed"},
+            ELIDED: {"fillcolor": "white", "color": "#6b7280", "style": "rounded,dotted"},
         }),
     "dark": Theme(
         background="#111827", font="#e5e7eb", edge="#9ca3af", flow="#fca5a5", muted="#6b7280",
@@ -55,6 +57,7 @@ THEMES = {
             OUTPUT: {"fillcolor": "#14532d", "color": "#86efac", "penwidth": "2.5"},
             PRUNED: {"fillcolor": "#1f2937", "color": "#6b7280", "fontcolor": "#6b7280",
                      "style": "filled,rounded,dashed"},
+            ELIDED: {"fillcolor": "#111827", "color": "#9ca3af", "style": "rounded,dotted"},
         }),
     # Grey-scale, told apart by line weight and pattern: legible on paper and projectors.
     "print": Theme(
@@ -67,6 +70,7 @@ THEMES = {
                      "peripheries": "2"},
             PRUNED: {"fillcolor": "white", "color": "#777777", "fontcolor": "#777777",
                      "style": "rounded,dashed"},
+            ELIDED: {"fillcolor": "white", "color": "black", "style": "rounded,dotted"},
         }),
 }
 
@@ -120,6 +124,8 @@ def _field(text: str) -> str:
 
 def node_label(v: NodeView, output_name: str, style: Style) -> str:
     """The record label of a node: title, shape, value, adjoint (by ``style.show``)."""
+    if v.kind == ELIDED:
+        return escape_record(f"… {v.formula} …\nraise --max-nodes, or --roll")
     title = v.name if not v.formula else f"{v.name} = {v.formula}"
     if v.kind == PRUNED and v.nodes[-1].op is not None and not v.nodes[-1].op.differentiable:
         title += "   (no gradient)"
@@ -129,7 +135,7 @@ def node_label(v: NodeView, output_name: str, style: Style) -> str:
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
                                                               style.max_elems), 7)))
     if style.show == "all":
-        head = f"∂{output_name}/∂{v.name if v.repeat == 1 else v.nodes[-1].label or v.id}"
+        head = f"∂{output_name}/∂{v.name}"
         if v.adjoint is None:
             fields.append(_field(f"{head}  not computed"))
         else:

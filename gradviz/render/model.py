@@ -23,6 +23,8 @@ from gradviz.render.values import format_array
 
 # Node kinds, each with its own style and legend entry.
 LEAF, CONSTANT, OP, OUTPUT, PRUNED = "leaf", "constant", "op", "output", "pruned"
+ELIDED = "elided"      # the one box standing for nodes left out of a large graph
+ELIDED_ID = "elided"
 
 
 @dataclass
@@ -78,6 +80,20 @@ def _formula(node: Tensor, names: dict[int, str]) -> str:
     return node.op.format([names.get(id(x)) or _const_text(x) for x in node.inputs], node.params)
 
 
+def _run_formula(group: list[Tensor], period: int, names: dict[int, str]) -> str:
+    """A rolled run: ``b * 2 … ×11``, or ``[· + 0.001 → · * 1.01 → tanh(·)] ×1000``."""
+    if period == 1:
+        return f"{_formula(group[0], names)} … ×{len(group)}"
+    steps = []
+    for i, n in enumerate(group[:period]):
+        link = group[i - 1] if i else None
+        slot = chain_slot(n, link) if link is not None else chain_slot(group[period], group[period - 1])
+        args = ["·" if k == slot else names.get(id(x)) or _const_text(x)
+                for k, x in enumerate(n.inputs)]
+        steps.append(n.op.format(args, n.params))
+    return f"[{' → '.join(steps)}] ×{len(group) // period}"
+
+
 def _const_text(t: Tensor) -> str:
     return format_array(t.data, 4) if t.data.ndim == 0 else "const"
 
@@ -105,20 +121,30 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
               and id(n) not in outputs}
     names = {id(n): tape.name(n) for n in tape.nodes if id(n) not in folded}
 
-    groups = _roll_runs(tape, folded) if roll else [[n] for n in tape.nodes if id(n) not in folded]
+    periods: dict[int, int] = {}
+    if roll:
+        groups, periods = _roll_runs(tape, folded)
+    else:
+        groups = [[n] for n in tape.nodes if id(n) not in folded]
     notes: list[str] = []
     if len(groups) > max_nodes and not roll:
-        groups = _roll_runs(tape, folded)
-        notes.append(f"{len(tape.nodes)} nodes: repeated runs of an op rolled into one box "
-                     f"(more than --max-nodes={max_nodes})")
-    dropped = 0
+        before = len(groups)
+        groups, periods = _roll_runs(tape, folded)
+        if len(groups) < before:
+            notes.append(f"{before} boxes: repeated runs of ops rolled into one box each "
+                         f"(more than --max-nodes={max_nodes})")
+    elided: list[Tensor] = []
     if len(groups) > max_nodes:
-        dropped = len(groups) - max_nodes
-        groups = groups[dropped:]
-        notes.append(f"{dropped} earlier boxes not shown (more than --max-nodes={max_nodes})")
+        groups, elided = _trim(groups, max_nodes)
+        notes.append(f"{len(elided)} earlier nodes not shown, in the box marked … "
+                     f"(more than --max-nodes={max_nodes})")
 
-    member: dict[int, str] = {}
+    member: dict[int, str] = {id(n): ELIDED_ID for n in elided}
     nodes: list[NodeView] = []
+    if elided:
+        nodes.append(NodeView(ELIDED_ID, "…", ELIDED, f"{len(elided)} nodes not shown", "",
+                              elided[-1].data, None, "not drawn: above --max-nodes", elided,
+                              len(elided)))
     for group in groups:
         last = group[-1]
         gid = tape.id(group[0]) if len(group) == 1 else f"{tape.id(group[0])}-{tape.id(last)}"
@@ -126,7 +152,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
             member[id(n)] = gid
         kind, reason = _kind(last, outputs, pruned, reached, steps is not None, adjoints)
         formula = _formula(group[0], names) if len(group) == 1 else \
-            f"{_formula(group[0], names)} … ×{len(group)}"
+            _run_formula(group, periods.get(id(group[0]), 1), names)
         grad_fn = "" if last.op is None else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
@@ -138,6 +164,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                               len(group)))
 
     edges: list[EdgeView] = []
+    drawn: set[tuple[str, str]] = set()  # edges into or out of the … box are drawn once
     for view in nodes:
         inside = {id(n) for n in view.nodes}
         for n in view.nodes:
@@ -145,15 +172,33 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                 if id(x) in inside or id(x) in folded or id(x) not in member:
                     continue
                 c = contributions.get((id(n), slot))
+                if ELIDED_ID in (member[id(x)], view.id):
+                    if (member[id(x)], view.id) in drawn:
+                        continue
+                    drawn.add((member[id(x)], view.id))
+                    c = None  # stands for several edges: no single contribution to show
                 cut = n.op is not None and not n.op.differentiable
                 # Without steps (graph already freed) a missing contribution is not pruning.
                 no_flow = cut or prune_reason(x) is not None or (
-                    steps is not None and c is None)
+                    steps is not None and c is None and ELIDED_ID not in (member[id(x)], view.id))
                 edges.append(EdgeView(member[id(x)], view.id, slot, c,
                                       pruned=no_flow, cut=cut,
                                       input_shape=tuple(x.data.shape),
                                       output_shape=tuple(n.data.shape)))
     return GraphView(nodes, edges, notes)
+
+
+def _trim(groups: list[list[Tensor]], max_nodes: int) -> tuple[list[list[Tensor]], list[Tensor]]:
+    """Keep the boxes nearest the output and the inputs; the rest go into one … box.
+
+    Returns the kept groups (tape order) and the nodes left out.
+    """
+    leaves = set([id(g[0]) for g in groups if g[0].op is None][: max(1, max_nodes // 4)])
+    room = max(1, max_nodes - len(leaves) - 1)
+    body = [g for g in groups if id(g[0]) not in leaves]
+    keep = {id(g[0]) for g in body[-room:]} | leaves
+    elided = [n for g in groups if id(g[0]) not in keep for n in g]
+    return [g for g in groups if id(g[0]) in keep], elided
 
 
 def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: dict[int, Any],
@@ -172,46 +217,87 @@ def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: dict
     return (LEAF if n.is_leaf else OP), None
 
 
-def _roll_runs(tape: Tape, folded: set[int]) -> list[list[Tensor]]:
-    """Group chains of the same op (``b = b * 2`` ten times) into runs, in tape order.
+def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[int, int]]:
+    """Group repeated runs of a chain into boxes, in tape order.
 
-    A node joins the run of its input when both have the same op and params,
-    the input feeds nothing else, and every other input is a folded scalar constant.
+    A *chain* links a node to its one input that is an op result used by
+    nothing else (other inputs may be leaves, such as a shared weight, or
+    folded scalar constants).  Along a chain, a block of 1 to 4 ops repeated
+    back to back (the lesson's ``b = b * 2``, or ``y = tanh(y * w) + b`` in a
+    loop) becomes one box.  Returns the groups and, for each rolled one (by the
+    id of its first node), the length of its repeated block.
     """
     consumers = tape.consumers()
-    run_of: dict[int, list[Tensor]] = {}
-    groups: list[list[Tensor]] = []
+    previous: dict[int, Tensor] = {}  # node -> the node before it in its chain
     for n in tape.nodes:
-        if id(n) in folded:
+        if n.op is None or id(n) in folded:
             continue
-        prev = None
-        if n.op is not None:
-            chain = [x for x in n.inputs if id(x) not in folded]
-            if len(chain) == 1:
-                x = chain[0]
-                if x.op is n.op and _same_params(x, n) and len(consumers[id(x)]) == 1 \
-                        and id(x) in run_of and not x.label and \
-                        _same_constants(x, n, folded):
-                    prev = run_of[id(x)]
-        if prev is not None:
-            prev.append(n)
-            run_of[id(n)] = prev
-        else:
-            group = [n]
-            groups.append(group)
-            run_of[id(n)] = group
+        links = [x for x in n.inputs if x.op is not None and id(x) not in folded]
+        if len(links) == 1 and len(consumers[id(links[0])]) == 1 and not links[0].label:
+            previous[id(n)] = links[0]
+    following = {id(prev): n for n in tape.nodes if id(n) in previous
+                 for prev in (previous[id(n)],)}
+    start_of: dict[int, list[Tensor]] = {}  # first node of a group -> the group
+    periods: dict[int, int] = {}
+    inside: set[int] = set()
+    for n in tape.nodes:
+        if id(n) in folded or id(n) in previous or id(n) not in following:
+            continue
+        chain = [n]  # n starts a chain: follow it forward
+        while id(chain[-1]) in following:
+            chain.append(following[id(chain[-1])])
+        for group, period in _repeats(chain, folded):
+            start_of[id(group[0])] = group
+            periods[id(group[0])] = period
+            inside.update(id(m) for m in group[1:])
+    groups = []
+    for n in tape.nodes:
+        if id(n) in folded or id(n) in inside:
+            continue
+        groups.append(start_of.get(id(n), [n]))
+    return groups, periods
+
+
+def _signature(n: Tensor, link_slot: int, folded: set[int]) -> tuple:
+    """What makes two chain steps the same: op, params, constants, and the leaves they read.
+
+    The input in ``link_slot`` is the chain itself (the previous step) and is left out.
+    """
+    return (n.op, repr(n.params), link_slot,
+            tuple(x.data.item() if id(x) in folded else id(x)
+                  for k, x in enumerate(n.inputs) if x.op is None and k != link_slot))
+
+
+def chain_slot(n: Tensor, previous: Tensor | None) -> int:
+    """Which input of ``n`` carries the chain (-1 if none)."""
+    for k, x in enumerate(n.inputs):
+        if x is previous:
+            return k
+    return -1
+
+
+def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
+             ) -> list[tuple[list[Tensor], int]]:
+    """Split ``chain`` into (group, block length): blocks of up to ``longest`` ops repeated
+    twice or more, and single nodes."""
+    slots = [chain_slot(n, p) for n, p in zip(chain[1:], chain)]
+    # The first step's chain input comes from outside (a leaf, say): same slot as the next.
+    slots.insert(0, slots[0] if slots else -1)
+    sig = [_signature(n, k, folded) for n, k in zip(chain, slots)]
+    groups = []
+    i = 0
+    while i < len(chain):
+        best_p, best_r = 1, 1
+        for p in range(1, longest + 1):
+            r = 1
+            while i + (r + 1) * p <= len(chain) and sig[i + r * p:i + (r + 1) * p] == sig[i:i + p]:
+                r += 1
+            if r >= 2 and r * p > best_p * best_r:
+                best_p, best_r = p, r
+        size = best_p * best_r if best_r >= 2 else 1
+        groups.append((chain[i:i + size], best_p if best_r >= 2 else 1))
+        i += size
     return groups
-
-
-def _same_params(a: Tensor, b: Tensor) -> bool:
-    # repr, not ==: params may hold arrays (fancy indices), whose == is elementwise.
-    return a.params is b.params or repr(a.params) == repr(b.params)
-
-
-def _same_constants(a: Tensor, b: Tensor, folded: set[int]) -> bool:
-    ca = [x.data.item() for x in a.inputs if id(x) in folded]
-    cb = [x.data.item() for x in b.inputs if id(x) in folded]
-    return ca == cb
 
 
 def view_rows(views: Iterable[NodeView]) -> list[dict[str, Any]]:
