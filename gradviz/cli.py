@@ -298,7 +298,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     from gradviz.frontends.program import build, parse_assignment
     from gradviz.frontends.script import looks_like_script, run_script
     from gradviz.render import draw, format_from_path, write_atomic
-    from gradviz.render.backends import render_dot, resolve_renderer
+    from gradviz.render.backends import resolve_renderer
 
     out_fmt = format_from_path(path, fmt)
     chosen = resolve_renderer(renderer, out_fmt) if out_fmt != "dot" else renderer
@@ -338,8 +338,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         drawing = draw(output, wrt=wrt_tensors, **options)
     for warning in drawing.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    data = drawing.source.encode("utf-8") if out_fmt == "dot" else \
-        render_dot(drawing.source, out_fmt, chosen)
+    data = drawing.pipe(out_fmt, chosen)
     if to_stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -866,3 +866,19 @@ def test_beyond_max_nodes_the_inputs_stay_and_the_middle_is_one_box() -> None:
     assert any("not shown" in note for note in drawing.notes)
     svg = drawing.pipe("svg", "embedded").decode()
     assert "nodes not shown" in svg.replace("\xa0", " ")
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+def test_svg_titles_say_why_a_box_was_pruned(renderer: str) -> None:
+    """The issue asks for the reason in the SVG <title>, not only in the link's tooltip."""
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = (x * x).name("y")
+    u = gv.detach(y).name("u")
+    z = (u * x).sum().name("z")
+    root = ET.fromstring(gv.draw(z).pipe("svg", renderer))
+    ns = "{http://www.w3.org/2000/svg}"
+    titles = {g.get("id"): g.find(f"{ns}title").text for g in root.iter(f"{ns}g")
+              if g.get("class") == "node"}
+    u_id = next(k for k, t in titles.items() if t.startswith("u ("))
+    assert "detach" in titles[u_id] and "no gradient" in titles[u_id]
+    assert "adjoint: [0 1 4 9]" in titles["v0"]

@@ -10,6 +10,8 @@ WebAssembly Graphviz) take the same DOT source.
 from __future__ import annotations
 
 import os
+import re
+from xml.sax.saxutils import escape as xml_escape
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,7 +23,7 @@ from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizValueError
 from gradviz.render.backends import FORMATS, render_dot
-from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, to_digraph
+from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip, to_digraph
 from gradviz.render.files import write_atomic
 from gradviz.render.model import GraphView, build_view
 from gradviz.render.values import has_nonfinite
@@ -39,13 +41,23 @@ class Drawing:
     steps: list[Step] | None
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    tooltips: dict[str, str] = field(default_factory=dict)
 
     @property
     def source(self) -> str:
         return self.digraph.source
 
     def pipe(self, fmt: str = "svg", renderer: str = "auto") -> bytes:
-        return render_dot(self.source, fmt, renderer)
+        """The diagram in ``fmt``: our DOT source for "dot", else laid out by ``renderer``.
+
+        In SVG each box's ``<title>`` carries its tooltip (why it was pruned,
+        its full value and adjoint), not only its id, for viewers and screen
+        readers that read titles rather than link titles.
+        """
+        if fmt == "dot":
+            return self.source.encode("utf-8")
+        data = render_dot(self.source, fmt, renderer)
+        return _titled(data, self.tooltips) if fmt == "svg" else data
 
     def _repr_svg_(self) -> str:
         return self.pipe("svg").decode("utf-8")
@@ -111,7 +123,23 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
                   legend=legend, precision=precision, max_elems=max_elems, title=title)
     digraph = to_digraph(view, style, tape.name(output), notes)
-    return Drawing(digraph, view, tape, steps, notes, warnings)
+    tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
+    return Drawing(digraph, view, tape, steps, notes, warnings, tooltips)
+
+
+def _titled(svg: bytes, tooltips: dict[str, str]) -> bytes:
+    """Put each node's tooltip into the ``<title>`` Graphviz fills with the node's id."""
+    def title(match: re.Match) -> bytes:
+        node = match.group(1).decode("utf-8")
+        text = tooltips.get(node)
+        if text is None:
+            return match.group(0)
+        return match.group(0)[:match.start(2) - match.start(0)] + \
+            xml_escape(text).encode("utf-8") + b"</title>"
+    return _NODE_TITLE.sub(title, svg)
+
+
+_NODE_TITLE = re.compile(rb'<g id="([^"]+)" class="node">\s*<title>(.*?)</title>', re.S)
 
 
 def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
@@ -145,9 +173,7 @@ def render(output: Tensor, path: str | os.PathLike | None = None, *, format: str
     drawing = draw(output, **options)
     if path is not None:
         fmt = format_from_path(path, format)
-        data = drawing.source.encode("utf-8") if fmt == "dot" else \
-            render_dot(drawing.source, fmt, renderer)
-        write_atomic(path, data)
+        write_atomic(path, drawing.pipe(fmt, renderer))
     return drawing.digraph
 
 
