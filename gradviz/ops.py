@@ -301,12 +301,25 @@ def _index_text(index: Any) -> str:
 
 
 def _index_name(inputs: tuple, params: dict) -> str:
-    """Select (integers), Slice (slices) or Index (arrays), as PyTorch names them."""
-    parts = params["index"] if isinstance(params["index"], tuple) else (params["index"],)
-    if any(isinstance(p, (np.ndarray, list)) for p in parts):
+    """PyTorch's name: Index for arrays, else after the last index that does something
+    (Select for an integer, Slice for a slice, Unsqueeze for None; Alias for x[:])."""
+    index = params["index"]
+    if not isinstance(index, tuple):
+        index = (index,) if not isinstance(index, slice) else None
+    if index is None:  # a lone slice, x[a:b], is always a Slice to PyTorch
+        return "SliceBackward0"
+    if any(isinstance(p, (np.ndarray, list)) for p in index):
         return "IndexBackward0"
-    return "SelectBackward0" if any(isinstance(p, (int, np.integer)) for p in parts) \
-        else "SliceBackward0"
+    shape = inputs[0].shape
+    acting = [p for axis, p in enumerate(index) if p is not Ellipsis and not (
+        isinstance(p, slice) and axis < len(shape)
+        and range(*p.indices(shape[axis])) == range(shape[axis]))]
+    if not acting:
+        return "AliasBackward0"
+    last = acting[-1]
+    if last is None:
+        return "UnsqueezeBackward0"
+    return "SliceBackward0" if isinstance(last, slice) else "SelectBackward0"
 
 
 getitem = defop("index", lambda x, index: np.asarray(x[index]), grad_fn=_index_name,

@@ -882,3 +882,60 @@ def test_svg_titles_say_why_a_box_was_pruned(renderer: str) -> None:
     u_id = next(k for k, t in titles.items() if t.startswith("u ("))
     assert "detach" in titles[u_id] and "no gradient" in titles[u_id]
     assert "adjoint: [0 1 4 9]" in titles["v0"]
+
+
+def test_a_weight_shared_by_a_rolled_loop_gets_one_edge_with_the_summed_contribution() -> None:
+    x = gv.tensor([0.5, -0.2], requires_grad=True).name("x")
+    w = gv.tensor([1.0, 0.9], requires_grad=True).name("w")
+    b = gv.tensor([0.1, 0.1]).name("b")
+    y = x
+    for _ in range(100):
+        y = b + gv.tanh(w * y)
+    loss = y.sum().name("loss")
+    view = gv.draw(loss, roll=True).view
+    assert len(view.nodes) == 5                          # x, w, b, the loop, loss
+    w_id = next(v.id for v in view.nodes if v.name == "w")
+    into_loop = [e for e in view.edges if e.src == w_id]
+    assert len(into_loop) == 1 and into_loop[0].count == 100
+    (gw,) = gv.grad(loss, w)
+    np.testing.assert_allclose(np.asarray(into_loop[0].contribution), gw.data, rtol=1e-5)
+    from gradviz.render.dot import Style, edge_label
+
+    assert edge_label(into_loop[0], "contribution", Style()).startswith("Σ100 [")
+
+
+def test_rolling_never_hides_a_constant_of_the_first_step() -> None:
+    w = gv.tensor(1.0, requires_grad=True).name("w")
+    y = w + 0.5
+    for _ in range(3):
+        y = 2.0 * y
+        y = w + y
+    formulas = [v.formula for v in gv.draw(y, roll=True).view.nodes]
+    assert "w + 0.5" in formulas
+    assert "[2 * · → w + ·] ×3" in formulas
+
+
+def test_max_nodes_is_a_real_limit() -> None:
+    x = gv.tensor([0.5], requires_grad=True).name("x")
+    y = x
+    for i in range(30):
+        y = gv.tanh(y * 1.5 + 0.01 * i)
+    assert len(gv.draw(y.sum(), max_nodes=2).view.nodes) <= 2
+    with pytest.raises(gv.GradvizValueError, match="max_nodes must be at least 2"):
+        gv.draw(y.sum(), max_nodes=1)
+
+
+def test_writing_through_an_open_descriptor_keeps_its_file(tmp_path) -> None:
+    """/dev/stdout or /proc/self/fd/N: the file behind the descriptor is written, not replaced."""
+    from gradviz.render.files import write_atomic
+
+    target = tmp_path / "out.txt"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        os.write(fd, b"before\n")
+        write_atomic(f"/proc/self/fd/{fd}", b"SVG\n")
+        os.write(fd, b"after\n")
+        assert os.fstat(fd).st_nlink == 1           # still the file in the folder
+    finally:
+        os.close(fd)
+    assert target.read_bytes() == b"before\nSVG\nafter\n"

@@ -250,8 +250,12 @@ class BackwardPass:
     # -- the algorithm ------------------------------------------------------------------
 
     def _walk(self, emit: bool) -> Iterator[Step]:
-        adjoints = self._adjoints
-        adjoints.clear()
+        # Each walk has its own adjoints (two iterators over one pass do not mix);
+        # the latest is the one adjoints() reports.
+        adjoints: dict[int, Any] = {}
+        self._adjoints = adjoints
+        for n in self._all:  # node.adjoint means "from the most recent pass": clear the old
+            n.adjoint = None
         for out, g in zip(self.outputs, self._seeds):
             prev = adjoints.get(id(out))
             adjoints[id(out)] = g if prev is None else prev + g

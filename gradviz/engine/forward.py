@@ -16,7 +16,7 @@ import numpy as np
 
 from gradviz.engine.tape import ancestors
 from gradviz.engine.backward import PassMode
-from gradviz.engine.tensor import Tensor, as_tensor
+from gradviz.engine.tensor import Tensor, as_tensor, promote
 from gradviz.errors import AutogradError, ShapeError
 from gradviz.ops import fit_shape
 
@@ -99,7 +99,8 @@ class ForwardSweep:
         """Push the tangents of ``n``'s inputs through its op's JVP rules."""
         tangents = self.tangents
         op = n.op
-        saved = op.pick_saved([x.data for x in n.inputs], n.data)
+        # The arrays the forward pass computed with (integers promoted as record() does).
+        saved = op.pick_saved(promote([x.data for x in n.inputs]), n.data)
         total = None
         contributions = []
         for i, x in enumerate(n.inputs):

@@ -411,7 +411,7 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
         inputs = (a, b)
         arrays = (a.data, b.data)
         if arrays[0].dtype is not arrays[1].dtype:
-            arrays = _promote(arrays)
+            arrays = promote(arrays)
         wants = a.requires_grad or b.requires_grad
     elif len(args) == 1 and isinstance(args[0], Tensor):
         inputs = args
@@ -423,7 +423,7 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
         ref = next((d for d in tensors if d.dtype.kind in "fc"),
                    tensors[0] if tensors else np.zeros(0, np.float32))
         inputs = tuple(a if isinstance(a, Tensor) else _constant_like(a, ref) for a in args)
-        arrays = tuple(x.data for x in inputs)
+        arrays = promote([x.data for x in inputs])
         wants = any(x.requires_grad for x in inputs)
     try:
         out = op.forward(*arrays, **params)
@@ -458,16 +458,18 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
 _new = object.__new__
 
 
-def _promote(arrays: tuple) -> tuple:
-    """PyTorch's rule where it differs from numpy's: an integer (or bool) operand meeting a
-    floating one takes the floating type (``arange(4) * 0.5`` is float32, not float64)."""
-    x, y = arrays
-    kx, ky = x.dtype.kind, y.dtype.kind
-    if kx in "biu" and ky == "f":
-        return x.astype(y.dtype), y
-    if ky in "biu" and kx == "f":
-        return x, y.astype(x.dtype)
-    return arrays
+def promote(arrays: Sequence[np.ndarray]) -> tuple:
+    """PyTorch's rule where it differs from numpy's: integer operands meeting floating ones
+    take the floating type (``arange(4) * 0.5`` is float32, not float64).
+
+    Booleans are left alone: numpy already keeps ``x * mask`` in x's type, and a
+    ``where`` condition must stay boolean.
+    """
+    floats = [a.dtype for a in arrays if a.dtype.kind == "f"]
+    if not floats or not any(a.dtype.kind in "iu" for a in arrays):
+        return tuple(arrays)
+    target = np.result_type(*floats)
+    return tuple(a.astype(target) if a.dtype.kind in "iu" else a for a in arrays)
 
 
 def _ops():

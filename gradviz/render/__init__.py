@@ -93,6 +93,9 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     _check_choice("theme", theme, tuple(THEMES))
     if not isinstance(output, Tensor):
         raise GradvizValueError(f"render expects a Tensor, got {type(output).__name__}")
+    if max_nodes < 2:
+        raise GradvizValueError(f"max_nodes must be at least 2 (the output and one more box), "
+                                f"got {max_nodes}")
     tape = Tape(output)
     notes: list[str] = []
     steps: list[Step] | None = None

@@ -151,6 +151,9 @@ def _indent(text: str, width: int) -> str:
 
 
 def node_tooltip(v: NodeView, style: Style) -> str:
+    if v.kind == ELIDED:
+        return (f"{v.repeat} nodes of the tape are not drawn here, to keep the diagram legible; "
+                "raise --max-nodes (max_nodes=) or roll repeated runs (--roll) to see them")
     lines = [f"{v.name} ({v.id})" + (f" = {v.formula}" if v.formula else "")]
     if v.grad_fn:
         lines.append(f"grad_fn: {v.grad_fn}")
@@ -166,12 +169,15 @@ def node_tooltip(v: NodeView, style: Style) -> str:
 
 
 def edge_label(e: EdgeView, mode: str, style: Style) -> str:
+    """The contribution (Σ: summed over the edges a rolled box stands for) or the Jacobian."""
     if mode == "contribution":
         if e.contribution is None:
             return ""
-        return format_array(np.asarray(e.contribution), style.precision, style.max_elems)
+        text = format_array(np.asarray(e.contribution), style.precision, style.max_elems)
+        return f"Σ{e.count} {text}" if e.count > 1 else text
     if mode == "jacobian":
-        return jacobian_shape(e.output_shape, e.input_shape)
+        text = jacobian_shape(e.output_shape, e.input_shape)
+        return f"{text} (×{e.count})" if e.count > 1 else text
     return ""
 
 

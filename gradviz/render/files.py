@@ -31,11 +31,21 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> None:
         raise RenderError(f"cannot write {shown}: it is a directory")
     real = os.path.realpath(path)
     if existing is not None and (not stat.S_ISREG(existing.st_mode)
-                                 or not _same_file(real, existing)):
-        # A device or FIFO; or a /proc/self/fd link, whose "real path" is no path.
+                                 or not _same_file(real, existing)
+                                 or _names_a_descriptor(shown)):
+        # A device or FIFO; or an open descriptor (/dev/stdout, /proc/self/fd/N): replacing
+        # the file behind it would leave the descriptor writing to a deleted file.
         _write_in_place(path, data)
         return
     _replace(real, shown, data, existing)
+
+
+def _names_a_descriptor(path: str) -> bool:
+    """Whether ``path`` goes through a process's descriptor table (/dev/std*, /dev/fd, /proc/*/fd)."""
+    absolute = os.path.abspath(path)
+    parts = absolute.split(os.sep)
+    return (absolute.startswith(("/dev/fd/", "/dev/stdout", "/dev/stderr", "/dev/stdin"))
+            or (len(parts) > 3 and parts[1] == "proc" and parts[3] == "fd"))
 
 
 def _same_file(path: str, st: os.stat_result) -> bool:
@@ -48,7 +58,7 @@ def _same_file(path: str, st: os.stat_result) -> bool:
 
 def _write_in_place(path: str | os.PathLike, data: bytes) -> None:
     try:
-        with open(path, "wb") as fh:
+        with open(path, "ab") as fh:  # append: a descriptor may hold output already
             fh.write(data)
     except OSError as exc:
         raise RenderError(f"cannot write {os.fspath(path)}: {exc.strerror or exc}") from None

@@ -64,6 +64,7 @@ class EdgeView:
     cut: bool
     input_shape: tuple
     output_shape: tuple
+    count: int = 1           # >1: several edges into a rolled box, contributions summed
 
 
 @dataclass
@@ -136,6 +137,7 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
     elided: list[Tensor] = []
     if len(groups) > max_nodes:
         groups, elided = _trim(groups, max_nodes)
+    if elided:
         notes.append(f"{len(elided)} earlier nodes not shown, in the box marked … "
                      f"(more than --max-nodes={max_nodes})")
 
@@ -164,27 +166,38 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                               len(group)))
 
     edges: list[EdgeView] = []
-    drawn: set[tuple[str, str]] = set()  # edges into or out of the … box are drawn once
+    merged: dict[tuple[str, str], EdgeView] = {}  # edges into rolled boxes, one per pair
     for view in nodes:
         inside = {id(n) for n in view.nodes}
         for n in view.nodes:
             for slot, x in enumerate(n.inputs):
                 if id(x) in inside or id(x) in folded or id(x) not in member:
                     continue
+                src = member[id(x)]
                 c = contributions.get((id(n), slot))
-                if ELIDED_ID in (member[id(x)], view.id):
-                    if (member[id(x)], view.id) in drawn:
-                        continue
-                    drawn.add((member[id(x)], view.id))
-                    c = None  # stands for several edges: no single contribution to show
                 cut = n.op is not None and not n.op.differentiable
                 # Without steps (graph already freed) a missing contribution is not pruning.
                 no_flow = cut or prune_reason(x) is not None or (
-                    steps is not None and c is None and ELIDED_ID not in (member[id(x)], view.id))
-                edges.append(EdgeView(member[id(x)], view.id, slot, c,
-                                      pruned=no_flow, cut=cut,
-                                      input_shape=tuple(x.data.shape),
-                                      output_shape=tuple(n.data.shape)))
+                    steps is not None and c is None and ELIDED_ID not in (src, view.id))
+                edge = EdgeView(src, view.id, slot, c, pruned=no_flow, cut=cut,
+                                input_shape=tuple(x.data.shape),
+                                output_shape=tuple(n.data.shape))
+                if len(view.nodes) == 1 and src != ELIDED_ID:
+                    edges.append(edge)
+                    continue
+                # A rolled (or …) box gets one edge per source: a shared weight read by
+                # every step of a loop sends it the sum of what flowed back each time.
+                same = merged.get((src, view.id))
+                if same is None:
+                    merged[(src, view.id)] = edge
+                    edges.append(edge)
+                else:
+                    same.count += 1
+                    same.contribution = None if same.contribution is None or c is None \
+                        else same.contribution + c
+    for edge in merged.values():
+        if ELIDED_ID in (edge.src, edge.dst):
+            edge.contribution = None  # stands for edges the diagram does not show
     return GraphView(nodes, edges, notes)
 
 
@@ -193,7 +206,8 @@ def _trim(groups: list[list[Tensor]], max_nodes: int) -> tuple[list[list[Tensor]
 
     Returns the kept groups (tape order) and the nodes left out.
     """
-    leaves = set([id(g[0]) for g in groups if g[0].op is None][: max(1, max_nodes // 4)])
+    # Inputs get up to a quarter of the boxes; one box is the …; the rest go to the output side.
+    leaves = set([id(g[0]) for g in groups if g[0].op is None][: max_nodes // 4])
     room = max(1, max_nodes - len(leaves) - 1)
     body = [g for g in groups if id(g[0]) not in leaves]
     keep = {id(g[0]) for g in body[-room:]} | leaves
@@ -280,17 +294,31 @@ def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
              ) -> list[tuple[list[Tensor], int]]:
     """Split ``chain`` into (group, block length): blocks of up to ``longest`` ops repeated
     twice or more, and single nodes."""
-    slots = [chain_slot(n, p) for n, p in zip(chain[1:], chain)]
-    # The first step's chain input comes from outside (a leaf, say): same slot as the next.
-    slots.insert(0, slots[0] if slots else -1)
-    sig = [_signature(n, k, folded) for n, k in zip(chain, slots)]
+    # Which input carries the chain, for every node after the first.
+    slots = [chain_slot(n, prev) for prev, n in zip(chain, chain[1:])]
+    sigs: list[tuple | None] = [None] + [_signature(n, k, folded) for n, k in zip(chain[1:], slots)]
+
+    def signature(k: int, period: int) -> tuple | None:
+        if k:
+            return sigs[k]
+        # The first node's chain input comes from outside; it plays the role its
+        # block-mate one period later plays, so it is read through the same slot.
+        slot = slots[period - 1] if period <= len(slots) else -1
+        inputs = chain[0].inputs
+        if not 0 <= slot < len(inputs) or id(inputs[slot]) in folded:
+            return None  # a constant there would vanish from the box: do not roll it
+        return _signature(chain[0], slot, folded)
+
     groups = []
     i = 0
     while i < len(chain):
         best_p, best_r = 1, 1
         for p in range(1, longest + 1):
+            block = [signature(i + j, p) for j in range(min(p, len(chain) - i))]
+            if len(block) < p or None in block:
+                continue
             r = 1
-            while i + (r + 1) * p <= len(chain) and sig[i + r * p:i + (r + 1) * p] == sig[i:i + p]:
+            while i + (r + 1) * p <= len(chain) and sigs[i + r * p:i + (r + 1) * p] == block:
                 r += 1
             if r >= 2 and r * p > best_p * best_r:
                 best_p, best_r = p, r
