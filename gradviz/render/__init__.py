@@ -125,8 +125,8 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
                         + (" ..." if len(bad) > 8 else ""))
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
                   legend=legend, precision=precision, max_elems=max_elems, title=title)
-    digraph = to_digraph(view, style, tape.name(output), notes)
     tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
+    digraph = to_digraph(view, style, tape.name(output), notes, tooltips)
     return Drawing(digraph, view, tape, steps, notes, warnings, tooltips)
 
 

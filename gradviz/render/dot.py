@@ -205,10 +205,13 @@ def _attributes(attrs: dict[str, str]) -> str:
     return " ".join(f'{k}="{v}"' for k, v in attrs.items())
 
 
-def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]) -> Any:
-    """Build the ``graphviz.Digraph`` for ``view``."""
+def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str],
+               tooltips: dict[str, str] | None = None) -> Any:
+    """Build the ``graphviz.Digraph`` for ``view`` (``tooltips`` by box id, if already made)."""
     import graphviz
 
+    if tooltips is None:
+        tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
     theme = THEMES[style.theme]
     g = _diagram_class()("gradviz")
     label_lines = [t for t in [style.title] + notes if t]
@@ -237,7 +240,7 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
             attrs.update(theme.styles[PRUNED])
             attrs["penwidth"] = "2.5"
         attrs["label"] = node_label(v, output_name, style)
-        attrs["tooltip"] = escape_text(node_tooltip(v, style))
+        attrs["tooltip"] = escape_text(tooltips[v.id])
         attrs["id"] = v.id
         body.append(f'\t"{v.id}" [{_attributes(attrs)}]\n')
     for i, e in enumerate(view.edges):
