@@ -286,6 +286,8 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
                          "a node's adjoint is the sum of what flowed into it")
         elif mode == "jacobian":
             notes.append("edge label: shape of the local Jacobian ∂out/∂in")
+        if mode == "contribution" and any(e.count > 1 for e in view.edges):
+            notes.append("Σn: summed over the n steps of a rolled box")
         notes.append("dashed: pruned, no gradient flows")
         c.node("legend_notes", graphviz.nohtml(escape_text("\n".join(notes))), shape="plaintext",
                fontname=style.font, fontsize="10", fontcolor=theme.font, id="legend_notes",
