@@ -13,7 +13,6 @@ Before the walk, branches that cannot reach a requested input are pruned;
 
 from __future__ import annotations
 
-import itertools
 from operator import attrgetter
 from typing import Any, Iterator, NamedTuple, Sequence
 
@@ -94,29 +93,6 @@ def _rule(op: Any, i: int) -> Any:
                             "needs one: give defop one rule per input (None for none)") from None
 
 
-def _graph_of(outputs: list[Tensor]) -> list[Tensor]:
-    """The nodes that require grad below ``outputs``.
-
-    Iterative, so depth is no limit.  Nodes are marked with this walk's own
-    number rather than put in a set: it saves a lookup per node on the hot path.
-    """
-    mark = next(_walks)
-    found: list[Tensor] = []
-    stack = [o for o in outputs if o.requires_grad]
-    while stack:
-        n = stack.pop()
-        if n._mark == mark:
-            continue
-        n._mark = mark
-        found.append(n)
-        if not n.is_leaf:
-            for x in n.inputs:
-                if x.requires_grad and x._mark != mark:
-                    stack.append(x)
-    return found
-
-
-_walks = itertools.count(1)
 
 
 class BackwardPass:
@@ -151,7 +127,7 @@ class BackwardPass:
         self.inputs = None if inputs is None else list(inputs)
         self._seeds = [self._seed(i, o, g) for i, (o, g) in enumerate(zip(outs, seeds))]
 
-        nodes = _graph_of(outs)
+        nodes = ancestors(outs, grad_only=True)
         nodes.sort(key=_by_seq, reverse=True)
         self._all = nodes
         if self.inputs is not None:

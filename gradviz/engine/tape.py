@@ -9,36 +9,45 @@ is as safe as a chain of three.
 
 from __future__ import annotations
 
+import itertools
 from operator import attrgetter
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from gradviz.engine.tensor import Tensor
 
 _by_seq = attrgetter("seq")
 
 
-def ancestors(outputs: Iterable[Tensor],
-              expand: Callable[[Tensor], bool] = lambda n: True) -> list[Tensor]:
+def ancestors(outputs: Iterable[Tensor], grad_only: bool = False) -> list[Tensor]:
     """Every node reachable from ``outputs`` through inputs, unordered.
 
-    ``expand(node)`` says whether to follow a node's inputs (the backward pass
-    follows only nodes that require grad).
+    With ``grad_only``, only the nodes a backward pass walks: those that require
+    grad, not looking past leaves.  Iterative, so depth is no limit.  Nodes are
+    marked with this walk's own number rather than put in a set, which saves a
+    lookup per node: the backward pass runs this on every call.
     """
-    seen: set[int] = set()
+    mark = next(_walks)
     found: list[Tensor] = []
-    stack = list(outputs)
+    stack = [o for o in outputs if o.requires_grad or not grad_only]
     while stack:
         n = stack.pop()
-        key = id(n)
-        if key in seen:
+        if n._mark == mark:
             continue
-        seen.add(key)
+        n._mark = mark
         found.append(n)
-        if expand(n):
+        if grad_only:
+            if not n.is_leaf:
+                for x in n.inputs:
+                    if x.requires_grad and x._mark != mark:
+                        stack.append(x)
+        else:
             for x in n.inputs:
-                if id(x) not in seen:
+                if x._mark != mark:
                     stack.append(x)
     return found
+
+
+_walks = itertools.count(1)
 
 
 def prune_reason(node: Tensor) -> str | None:
