@@ -37,21 +37,10 @@ def _axes(x: Tensor, axis: Any) -> tuple | None:
         return None
     items = axis if isinstance(axis, (tuple, list)) else (axis,)
     out = [_dim(a, x.ndim) for a in items]
-    if len(set(out)) != len(out):
-        raise ShapeError(f"dim {out[0]} appears multiple times in the list of dims")
+    repeated = [a for a in out if out.count(a) > 1]
+    if repeated:
+        raise ShapeError(f"dim {repeated[0]} appears multiple times in the list of dims")
     return tuple(sorted(out)) if x.ndim else None
-
-
-def _axis_kw(axis: Any, dim: Any) -> Any:
-    return dim if axis is None else axis
-
-
-def _binary_shapes(name: str, a: Tensor, b: Tensor) -> None:
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ShapeError(f"{name}: the size of tensor a {tuple(a.shape)} must match the size of "
-                         f"tensor b {tuple(b.shape)} (or be broadcastable to it)") from None
 
 
 # -- elementwise ----------------------------------------------------------------------
@@ -98,29 +87,23 @@ def where(condition: Any, a: Any, b: Any) -> Tensor:
 
 # -- reductions -----------------------------------------------------------------------
 
-def sum(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-        keepdim: bool = False) -> Tensor:
-    x = _t(x)
-    return ops.sum(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+def _reduction(op: Any, doc: str) -> Any:
+    """The public function of a reduction, taking PyTorch's ``dim``/``keepdim`` or numpy's names."""
+    def reduce(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
+               keepdim: bool = False) -> Tensor:
+        x = _t(x)
+        return op(x, axis=_axes(x, dim if axis is None else axis),
+                  keepdims=bool(keepdims or keepdim))
+    reduce.__name__ = reduce.__qualname__ = op.name
+    reduce.__doc__ = doc
+    return reduce
 
 
-def mean(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-         keepdim: bool = False) -> Tensor:
-    x = _t(x)
-    return ops.mean(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
-
-
-def max(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-        keepdim: bool = False) -> Tensor:
-    """Largest element (over ``axis``); ties share the gradient equally."""
-    x = _t(x)
-    return ops.max(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
-
-
-def min(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
-        keepdim: bool = False) -> Tensor:
-    x = _t(x)
-    return ops.min(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+sum = _reduction(ops.sum, "Sum of the elements (over ``axis``).")
+mean = _reduction(ops.mean, "Mean of the elements (over ``axis``).")
+max = _reduction(ops.max, "Largest element (over ``axis``); ties share the gradient equally.")
+min = _reduction(ops.min, "Smallest element (over ``axis``); ties share the gradient equally.")
+_norm = _reduction(ops.norm, "The 2-norm (over ``axis``).")
 
 
 def norm(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
@@ -128,8 +111,7 @@ def norm(x: Any, axis: Any = None, keepdims: bool = False, *, dim: Any = None,
     """The Euclidean (Frobenius) norm, over all elements or over ``axis``."""
     if p not in ("fro", 2, 2.0):
         raise ShapeError(f"norm: only the 2-norm is supported, got p={p!r}")
-    x = _t(x)
-    return ops.norm(x, axis=_axes(x, _axis_kw(axis, dim)), keepdims=bool(keepdims or keepdim))
+    return _norm(x, axis, keepdims, dim=dim, keepdim=keepdim)
 
 
 # -- products -------------------------------------------------------------------------

@@ -12,7 +12,7 @@ format (DOT, SVG, JSON) shows the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -45,11 +45,6 @@ class NodeView:
     reason: str | None
     nodes: list[Tensor]
     repeat: int = 1
-
-    @property
-    def tensor(self) -> Tensor:
-        """The tensor whose value and adjoint the box shows (the last of a rolled run)."""
-        return self.nodes[-1]
 
 
 @dataclass
@@ -326,13 +321,3 @@ def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
         groups.append((chain[i:i + size], best_p if best_r >= 2 else 1))
         i += size
     return groups
-
-
-def view_rows(views: Iterable[NodeView]) -> list[dict[str, Any]]:
-    """The nodes as plain dicts (for JSON and tests)."""
-    from gradviz.render.values import format_array
-    return [{"id": v.id, "name": v.name, "kind": v.kind, "formula": v.formula,
-             "grad_fn": v.grad_fn, "shape": list(np.shape(v.value)),
-             "value": format_array(v.value),
-             "adjoint": None if v.adjoint is None else format_array(np.asarray(v.adjoint)),
-             "reason": v.reason, "repeat": v.repeat} for v in views]
