@@ -112,6 +112,14 @@ class Worker:
         self._err.close()
 
 
+
+def _timing_cells(key: str, s: dict, digits: int) -> list[str]:
+    """A contender's label, median, range and forward/backward/free phases, as table cells."""
+    ph = s.get("phases")
+    phases = [f"{p:.{digits}f}" for p in ph[:3]] if ph else ["-", "-", "-"]
+    return [LABELS[key], f"{s['median']:.{digits}f}",
+            f"{s['min']:.{digits}f}-{s['max']:.{digits}f}"] + phases
+
 def worker_env() -> dict:
     env = dict(os.environ)
     # One thread everywhere: PyTorch is also told so in its process; numpy's
@@ -365,11 +373,8 @@ def per_op_section(workers: dict[str, Worker], args, tmp: Path) -> dict:
         s = stats[key]
         if s is None:
             continue
-        ph = s.get("phases")
-        rows.append([
-            LABELS[key], f"{s['median']:.2f}", f"{s['min']:.2f}-{s['max']:.2f}",
-            f"{ph[0]:.2f}" if ph else "-", f"{ph[1]:.2f}" if ph else "-",
-            f"{ph[2]:.2f}" if ph else "-", f"{100 * s['gc_share']:.0f}%",
+        rows.append(_timing_cells(key, s, 2) + [
+            f"{100 * s['gc_share']:.0f}%",
             fmt_ratio(s["median"] / ref_t["median"]) if ref_t else "-",
             fmt_ratio(s["median"] / ref_n["median"]) if ref_n else "-",
         ])
@@ -444,11 +449,7 @@ def large_section(workers: dict[str, Worker], args, tmp: Path) -> dict:
             s = stats[key]
             if s is None:
                 continue
-            ph = s.get("phases")
-            rows.append([
-                LABELS[key], f"{s['median']:.1f}", f"{s['min']:.1f}-{s['max']:.1f}",
-                f"{ph[0]:.1f}" if ph else "-", f"{ph[1]:.1f}" if ph else "-",
-                f"{ph[2]:.1f}" if ph else "-",
+            rows.append(_timing_cells(key, s, 1) + [
                 f"{s['minor_faults'] / 1000:.1f}k" if "minor_faults" in s else "-",
                 f"{s['max_rss_mb']:.0f}" if "max_rss_mb" in s else "-",
                 fmt_ratio(s["median"] / ref_n["median"]) if ref_n else "-",
