@@ -334,8 +334,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
             if not named[n].requires_grad:
                 raise GradvizError(f"--wrt {n}: {n} does not require grad, so it has no gradient")
         wrt_tensors = [named[n] for n in wrt_names]
-    with np.errstate(all="ignore"):
-        drawing = draw(output, wrt=wrt_tensors, **options)
+    drawing = draw(output, wrt=wrt_tensors, **options)  # its backward pass is quiet itself
     for warning in drawing.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     data = drawing.pipe(out_fmt, chosen)
