@@ -247,7 +247,7 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         attrs = {"id": f"e{i}"}
         text = edge_label(e, mode, style)
         if text:
-            attrs["label"] = escape_text(text)
+            attrs["label"] = escape_text(f" {text}  ")  # padding: parallel edges (x * x) keep apart
         if e.pruned:
             attrs.update(style="dashed", color=theme.muted, fontcolor=theme.muted)
         if e.cut:
