@@ -396,3 +396,97 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
     where = "standard output" if path == "-" else path
     console.print(f"[green]wrote[/] {escape(where)} ({fmt}, {len(drawing.view.nodes)} nodes, "
                   f"{renderer} renderer)")
+
+
+# -- teaching the lesson: gradviz lesson, cost, explain, plot (library: gradviz.teach) ------
+
+LESSON_HELP = """List the lesson's sections and samples, or run one sample.
+
+\b
+Without NAME: every section of the lesson (07 自动求导) with its sample
+scripts, what each shows (from the script's own docstring), the lesson's
+Q&A questions each answers, and the commands that show what no script does.
+
+With NAME (a number such as 5, or a name such as control_flow): run that
+sample, printing what PyTorch would, then print the `gradviz render` and
+`gradviz step` commands that draw and step its graph.  ARGS go to the script
+(e.g. a seed).  --render DIR also writes its diagrams there.
+
+\b
+Examples:
+  gradviz lesson
+  gradviz lesson 05 7
+  gradviz lesson detach --render slides/
+"""
+
+
+@main.command("lesson", help=LESSON_HELP)
+@click.argument("name", required=False, metavar="[NAME]")
+@click.argument("args", nargs=-1, metavar="[ARGS]...")
+@click.option("--render", "folder", default=None, metavar="DIR",
+              help="Also write the sample's diagrams (SVG) into DIR.")
+@click.option("--renderer", type=click.Choice(["auto", "system", "embedded"]), default="auto",
+              show_default=True, help="Graphviz to lay out the diagrams with (see render).")
+def lesson_command(name: str | None, args: tuple[str, ...], folder: str | None,
+                   renderer: str) -> None:
+    _run(lambda: _lesson(name, args, folder, renderer))
+
+
+def _lesson(name: str | None, args: Sequence[str], folder: str | None, renderer: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from gradviz.teach import lesson
+
+    console = Console(highlight=False, soft_wrap=True)
+    if name is None:
+        if args or folder:
+            raise GradvizError("ARGS and --render need a sample NAME (gradviz lesson NAME ...)")
+        _lesson_outline(console, lesson)
+        return
+    sample = lesson.find(name)
+    console.print(f"[bold]{sample.filename}[/] · {escape(sample.reference)}: "
+                  f"{escape(sample.summary)}")
+    console.rule(style="dim")
+    sys.stdout.flush()
+    tensors = lesson.run(sample, args)  # the script prints straight to standard output
+    sys.stdout.flush()
+    console.rule(style="dim")
+    for question, answer in sample.answers:
+        console.print(f"[bold]{question}[/] {escape(answer)}")
+    console.print("Draw and step its graph:")
+    for command in lesson.commands(sample):
+        console.print(f"  {escape(command)}")
+    if folder is not None:
+        for path in lesson.render(sample, tensors, folder, renderer):
+            console.print(f"[green]wrote[/] {escape(str(path))}")
+
+
+def _lesson_outline(console: Any, lesson: Any) -> None:
+    from rich.markup import escape
+
+    everything = lesson.samples()
+    console.print("[bold]The autograd lesson (07 自动求导), from the terminal.[/]  "
+                  "Run a sample: gradviz lesson NAME [ARGS]")
+    console.print(f"[dim]samples: {escape(str(lesson.samples_folder()))}[/]")
+    for section in lesson.SECTIONS:
+        console.print(f"\n[bold]{section.number}. {escape(section.title)}[/] "
+                      f"({escape(section.original)})")
+        if section.number == "4":
+            answers = sorted(((q, a, s) for s in everything for q, a in s.answers),
+                             key=lambda qas: int(qas[0][1:]))
+            for question, answer, s in answers:
+                console.print(f"  {question}  {escape(answer)}  [dim]→ gradviz lesson "
+                              f"{s.number}[/]")
+        # Sections in the lesson's order; exercises by their own numbers.
+        here = sorted((s for s in everything if s.section == section.number),
+                      key=lambda s: (s.reference.startswith("Exercise"),
+                                     [int(p) for p in s.reference.split()[1].split(".")]))
+        for s in here:
+            where = "" if s.reference == f"Section {section.number}" else \
+                f"{s.reference.lower()}: "
+            usage = f" {s.usage}" if s.usage else ""
+            console.print(f"  {s.filename:<30} {escape(where + s.summary)}"
+                          f"[dim]{escape(usage)}[/]")
+        for command, what in section.commands:
+            console.print(f"  [dim]$[/] {escape(command)}\n      [dim]{escape(what)}[/]")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "gallery"
+LESSON = HERE.parent / "gradviz" / "teach" / "samples"  # the lesson's scripts ship in the package
 
 EXAMPLES = [
     ("dot", ["dot(x, x)", "-v", "x=arange(4)"]),
@@ -24,7 +25,7 @@ EXAMPLES = [
                                  "--edge-labels", "jacobian", "--theme", "print"]),
     ("explicit_structure", ["y = x * x; u = detach(y); z = u * x; sum(z)", "-v", "x=arange(4)",
                             "--show", "structure"]),
-    ("control_flow_rolled", [str(HERE / "lesson" / "05_control_flow.py") + ":d", "--roll",
+    ("control_flow_rolled", [str(LESSON / "05_control_flow.py") + ":d", "--roll",
                              "--title", "the lesson's f(a): while b.norm() < 1000: b = b * 2"]),
     ("wrt_pruned", ["sin(a) * b + exp(c)", "-v", "a=0.5", "-v", "b=2", "-v", "c=[1, 2]",
                     "--wrt", "a", "--theme", "dark"]),

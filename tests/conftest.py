@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 # The lesson's own functions (f, h) live with the samples; tests import the same copy.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "samples" / "lesson"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "gradviz" / "teach" / "samples"))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -162,7 +162,7 @@ def svg_of(output: gv.Tensor, renderer: str, **options) -> bytes:
 # ---------------------------------------------------------------------------
 
 
-from lesson import f as lesson_f  # noqa: E402  (samples/lesson, via conftest)
+from lesson import f as lesson_f  # noqa: E402  (gradviz/teach/samples, via conftest)
 
 
 @pytest.mark.parametrize("renderer", RENDERERS)

@@ -14,6 +14,7 @@ import sys
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
@@ -43,12 +44,12 @@ def split_target(target: str) -> tuple[str, str | None]:
     return target, None
 
 
-def _execute(path: str) -> dict:
-    """Run the script at ``path`` as ``python path`` would; return its globals."""
+def _execute(path: str, argv: Sequence[str] = ()) -> dict:
+    """Run the script at ``path`` as ``python path *argv`` would; return its globals."""
     if not Path(path).is_file():
         raise ScriptError(f"no such script: {path}")
     saved_argv, saved_path = sys.argv[:], sys.path[:]
-    sys.argv = [path]
+    sys.argv = [path, *argv]
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:
         return runpy.run_path(path, run_name="__main__")
@@ -62,10 +63,11 @@ def _execute(path: str) -> dict:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
-def run_script(target: str) -> ScriptResult:
-    """Run ``path.py[:NAME]`` and return the chosen tensor, its nodes labelled by the script's names."""
+def run_script(target: str, argv: Sequence[str] = ()) -> ScriptResult:
+    """Run ``path.py[:NAME]`` (with ``argv`` as its arguments) and return the chosen tensor,
+    its nodes labelled by the script's names."""
     path, name = split_target(target)
-    namespace = _execute(path)
+    namespace = _execute(path, argv)
     tensors = {k: v for k, v in namespace.items()
                if isinstance(v, Tensor) and not k.startswith("_")}
     if name is None:
@@ -111,7 +113,10 @@ class _UserTraceback(Exception):
 def _user_traceback(exc: BaseException, path: str) -> _UserTraceback:
     frames = traceback.extract_tb(exc.__traceback__)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    keep = [f for f in frames if not f.filename.startswith(here) and "runpy" not in f.filename]
+    script = os.path.abspath(path)
+    # gradviz's own frames are dropped, but not the script's (the lesson's samples live in gradviz/).
+    keep = [f for f in frames if (f.filename == script or not f.filename.startswith(here))
+            and "runpy" not in f.filename]
     text = "Traceback (most recent call last):\n" + "".join(traceback.format_list(keep)) + \
         "".join(traceback.format_exception_only(type(exc), exc))
     return _UserTraceback(text)

@@ -1,4 +1,4 @@
-"""Exercise 3: the control-flow example with a random *vector* a.
+"""Exercise 3: the control-flow example with a random vector a (non-scalar output).
 
 Now d = f(a) is a vector, and backward() cannot start from a vector without
 being told the starting gradient: it raises
@@ -12,7 +12,10 @@ and its sum), so every element is multiplied by the *same* factor k, which is
 vector whose sum was negative (the `100 * b` branch) and whose norm is in
 [1000/512, 1000/256) = [1.953, 3.906).
 
-Run from the repository root:  python samples/lesson/06_vector_control_flow.py [SEED]
+Answers Q6: frameworks do differentiate vectors: d.backward() needs a gradient= argument, or
+    a scalar d.sum().
+Diagrams: d --roll
+Run it:  gradviz lesson 06 [SEED]   (or  python 06_vector_control_flow.py [SEED]  in this folder)
 """
 
 import sys
@@ -30,6 +33,8 @@ try:
     d.backward()
 except RuntimeError as err:  # gradviz's AutogradError is a RuntimeError
     print("d.backward() raised RuntimeError:", err)
+    print("  Q6: a vector output needs a starting gradient: d.backward(gradient=v),"
+          " or a scalar such as d.sum()")
 
 d.sum().backward()  # the fix: reduce to a scalar first
 print(f"seed {seed}: a.grad =", a.grad)

@@ -1,4 +1,4 @@
-"""Lesson section 3: gradients accumulate; clear them with x.grad.zero_().
+"""Section 3: gradients accumulate in .grad; clear them with x.grad.zero_().
 
 backward() *adds* into .grad (PyTorch does this on purpose, see the lesson's
 Q3: it lets a big batch be processed in pieces).  So before a new gradient
@@ -11,7 +11,10 @@ of x.sum() (all ones).  After the lesson's own cell, y = xᵀx, the leftover
 gradient is 2x = [0, 2, 4, 6], so the result without zero_() is really
 [1, 3, 5, 7].  This script shows all three cases; PyTorch prints the same.
 
-Run from the repository root:  python samples/lesson/02_accumulation.py
+Answers Q3: backward() adds into .grad (a big batch can be processed in pieces), so zero_()
+    clears it.
+Diagrams: y
+Run it:  gradviz lesson 02   (or  python 02_accumulation.py  in this folder)
 """
 
 import gradviz as gv
@@ -31,6 +34,8 @@ x = gv.arange(4.0, requires_grad=True)
 gv.dot(x, x).backward()  # x.grad = 2x
 x.sum().backward()  # adds ones: 2x + 1
 print("without zero_(), after y = x·x:", x.grad)  # tensor([1., 3., 5., 7.])
+print("  Q3: backward() adds into .grad (a big batch can be processed in pieces, its\n"
+      "  gradients summed), so clear it with x.grad.zero_() before a new gradient")
 
 # --- Where the comment's [1, 5, 9, 13] comes from: the book's y = 2·xᵀx -----------
 x = gv.arange(4.0, requires_grad=True)

@@ -1,10 +1,13 @@
-"""Lesson section 3, first cells: the gradient of y = x·x (x transposed times x).
+"""Section 3: the gradient of y = x·x (x transposed times x) is 2x.
 
 For a column vector x, y = xᵀx = x0² + x1² + ... so dy/dx = 2x.  gradviz records
 every operation on a tape (PyTorch's "implicit construction" of the graph),
 and y.backward() walks that tape in reverse to fill x.grad.
 
-Run from the repository root:  python samples/lesson/01_dot_gradient.py
+Answers Q5: x.grad is None until backward() runs: gradients cost work, so none is computed
+    until asked for.
+Diagrams: y
+Run it:  gradviz lesson 01   (or  python 01_dot_gradient.py  in this folder)
 """
 
 import gradviz as gv
@@ -15,6 +18,8 @@ print("x =", x)  # tensor([0., 1., 2., 3.])
 # Ask for gradients; same as gv.arange(4.0, requires_grad=True).
 x.requires_grad_(True)
 print("x.grad before backward:", x.grad)  # None: nothing computed yet
+print("  Q5: None, not zeros: no backward() has run, and gradients cost work, so autograd\n"
+      "  computes them only when asked to")
 
 y = gv.dot(x, x)
 # The grad_fn names the backward node that the tape recorded for dot().

@@ -1,4 +1,4 @@
-"""Exercise 1: why does a second derivative cost more than a first one?
+"""Exercise 1: why a second derivative costs more than a first one.
 
 To differentiate twice, the first backward pass must itself be recorded
 (create_graph=True): its operations become new nodes on the tape, a graph
@@ -12,7 +12,8 @@ This script computes
 and counts the nodes on each tape (gradviz.Tape) and the steps of each
 backward pass (gradviz.BackwardPass).
 
-Run from the repository root:  python samples/lesson/10_second_derivative.py
+Diagrams: first
+Run it:  gradviz lesson 10   (or  python 10_second_derivative.py  in this folder)
 """
 
 import gradviz as gv

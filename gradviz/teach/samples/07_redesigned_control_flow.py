@@ -1,4 +1,4 @@
-"""Exercise 4: a redesigned control-flow example, h(x).
+"""Exercise 4: a redesigned control-flow example, h(x), and its dead branch.
 
     y = x * x, doubled until its norm reaches 2500, times 100 if its sum is negative.
 
@@ -12,7 +12,8 @@ The lesson printed tensor(-3311.5398) for a random x.  Working backwards:
 that gives k = 10 and x = -3311.5398 / 2048 = -1.61697...  Using that x
 reproduces the printed gradient.
 
-Run from the repository root:  python samples/lesson/07_redesigned_control_flow.py [SEED]
+Diagrams: y --roll
+Run it:  gradviz lesson 07 [SEED]   (or  python 07_redesigned_control_flow.py [SEED]  in this folder)
 """
 
 import sys

@@ -1,11 +1,12 @@
-"""Lesson section 3: moving part of a computation off the recorded graph.
+"""Section 3: y.detach() moves part of a computation off the recorded graph.
 
 u = y.detach() has y's values but no history: gradients stop there, so u acts
 as a constant.  Then z = u * x has dz/dx = u, not 3x² as it would for x³.
 (Useful to freeze some parameters of a network.)  y itself keeps its own
 graph, so y.sum().backward() still gives 2x.
 
-Run from the repository root:  python samples/lesson/04_detach.py
+Diagrams: z, y
+Run it:  gradviz lesson 04   (or  python 04_detach.py  in this folder)
 """
 
 import gradviz as gv

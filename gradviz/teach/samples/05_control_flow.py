@@ -1,4 +1,4 @@
-"""Lesson section 3: gradients through Python control flow.
+"""Section 3: gradients through Python control flow (while, if).
 
 f() below runs a while loop and an if whose paths depend on the *value* of a.
 That is no problem for a recorded tape: only the operations that actually ran
@@ -15,7 +15,10 @@ float32 after the multiplication by 100, so d / a may differ from the exact
 gradient 100 · 2^m in the last bit and `a.grad == d / a` can print False.
 PyTorch prints exactly the same (try a = -0.33).  The gradient itself is exact.
 
-Run from the repository root:  python samples/lesson/05_control_flow.py [SEED]
+Answers Q1: explicit construction writes the formula first (gradviz render "FORMULA" --show
+    structure); implicit construction records what Python ran, as here: the same graph.
+Diagrams: d --roll
+Run it:  gradviz lesson 05 [SEED]   (or  python 05_control_flow.py [SEED]  in this folder)
 """
 
 import sys

@@ -1,4 +1,4 @@
-"""Section 1, the chain-rule examples, checked with autograd.
+"""Section 1: the chain-rule examples 1 and 2, checked with autograd.
 
 Example 1 (scalar with respect to a vector):
     z = (<x, w> - y)²,  with the chain rule a = <x, w>, b = a - y, z = b²:
@@ -6,7 +6,8 @@ Example 1 (scalar with respect to a vector):
 Example 2 (with a matrix), X is m x n, w an n-vector, y an m-vector:
     z = ||Xw - y||²,   dz/dw = 2 (Xw - y)ᵀ X,  i.e. the vector 2 Xᵀ (Xw - y)
 
-Run from the repository root:  python samples/lesson/11_norm_example.py
+Diagrams: z
+Run it:  gradviz lesson 11   (or  python 11_norm_example.py  in this folder)
 """
 
 import gradviz as gv

@@ -1,4 +1,4 @@
-"""Sections 2.2 and 2.3: forward accumulation versus reverse accumulation.
+"""Section 2.2: forward versus reverse accumulation, steps counted.
 
 Forward accumulation pushes a tangent (d node / d one input direction) from
 the inputs to the output.  One sweep over the graph gives the derivative with
@@ -11,7 +11,8 @@ Here z = ||Xw - y||² with w of n components.  gradviz.ForwardSweep runs the
 forward mode (gradviz.jvp wraps it like torch.func.jvp), gradviz.BackwardPass
 the reverse mode; both are iterated step by step so we can count the steps.
 
-Run from the repository root:  python samples/lesson/12_forward_vs_reverse.py
+Diagrams: z
+Run it:  gradviz lesson 12   (or  python 12_forward_vs_reverse.py  in this folder)
 """
 
 import numpy as np
@@ -49,11 +50,11 @@ def compare(n, m=4):
     print("  reverse-mode gradient:", w.grad)
     close = np.allclose(forward_grad, w.grad.numpy(), rtol=1e-5, atol=1e-6)
     print("  same gradient:", close)
-    return X, y, w
+    return X, y, w, z
 
 
 compare(3)
-X, y, w = compare(8)
+X, y, w, z = compare(8)
 
 # gradviz.jvp does one forward sweep from scratch: a directional derivative.
 direction = gv.tensor(np.eye(8, dtype=np.float32)[0])

@@ -1,4 +1,4 @@
-"""Exercise 2: run backward() twice on the same graph.
+"""Exercise 2: backward() twice on one graph: the saved values are freed (retain_graph).
 
 A backward pass frees the values the graph saved for it (here: the operands of
 each multiplication), so a second d.backward() raises
@@ -11,17 +11,32 @@ second pass then works and, as always, *adds* to a.grad.
 The lesson's Out[51] is tensor(4096.): any a in [1000/4096, 1000/2048), such
 as 0.3, doubles 12 times in total (b = a * 2 then 11 more), so dd/da = 4096.
 
-Run from the repository root:  python samples/lesson/08_backward_twice.py
+Answers Q2: the forward pass runs once and stores what backward needs; backward() uses those
+    values, then frees them.
+Diagrams: d --roll
+Run it:  gradviz lesson 08   (or  python 08_backward_twice.py  in this folder)
 """
 
 import gradviz as gv
 from lesson import f  # the lesson's function, verbatim: see lesson.py
 
 
+
+
+def stored(t):
+    """The forward values t's tape keeps for the backward pass: (how many, bytes)."""
+    arrays = {id(v): v for node in gv.tape(t) for v in (node.saved or ()) if hasattr(v, "nbytes")}
+    return len(arrays), sum(v.nbytes for v in arrays.values())
+
+
 a = gv.tensor(0.3, requires_grad=True)
 d = f(a)
+count, size = stored(d)
+print(f"Q2: the forward pass ran once and stored {count} values ({size} bytes) for backward")
 d.backward()
 print("a.grad =", a.grad)  # tensor(4096.), the lesson's Out[51]
+count, size = stored(d)
+print(f"  backward() used them, never re-running f, then freed them: {count} values held now")
 
 try:
     d.backward()  # the graph's saved values are gone

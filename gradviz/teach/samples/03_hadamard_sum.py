@@ -1,11 +1,14 @@
-"""Lesson section 3: a non-scalar y = x * x (Hadamard, element-wise product).
+"""Section 3: a vector y = x * x is reduced first: y.sum().backward() or y.backward(ones).
 
 backward() needs a scalar to start from.  In deep learning we rarely want the
 full Jacobian of a vector output; we want the sum of the per-sample partial
 derivatives, so we call y.sum().backward().  That is the same as passing a
 vector of ones as the starting gradient: y.backward(gv.ones(len(x))).
 
-Run from the repository root:  python samples/lesson/03_hadamard_sum.py
+Answers Q4: backward() starts from a scalar (a loss); for a vector y, y.backward(gradient=v)
+    gives vᵀ·(dy/dx).
+Diagrams: y
+Run it:  gradviz lesson 03   (or  python 03_hadamard_sum.py  in this folder)
 """
 
 import gradviz as gv
@@ -23,3 +26,5 @@ x.grad.zero_()
 y = x * x
 y.backward(gv.ones(len(x)))
 print("x.grad via y.backward(ones):", x.grad)  # tensor([0., 2., 4., 6.])
+print("  Q4: backward() starts from a scalar, like a loss; for a vector y it needs\n"
+      "  gradient=v and gives vᵀ·(dy/dx), so ones gives the same as y.sum()")

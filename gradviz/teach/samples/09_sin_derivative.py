@@ -1,14 +1,16 @@
-"""Exercise 5: plot f(x) = sin(x) and df/dx without writing f'(x) = cos(x).
+"""Exercise 5: sin(x) and its derivative from autograd, never writing cos(x).
 
 Autograd computes the derivative for us: y = sin(x), y.sum().backward(), and
 x.grad holds dy/dx at every point (the sum makes a scalar; each y_i depends
 only on x_i, so the gradient of the sum is the element-wise derivative).  We
 then only *check* it against cos(x).
 
-Run from the repository root:
-    python samples/lesson/09_sin_derivative.py [PLOT.png]
 With a file name and matplotlib installed, the two curves are saved there;
-otherwise (matplotlib is optional) a table of values is printed.
+otherwise (matplotlib is optional) a table of values is printed.  `gradviz plot "sin(x)"
+--x -20:20:0.1` draws the same chart for any elementwise expression.
+
+Diagrams: y
+Run it:  gradviz lesson 09 [PLOT.png]   (or  python 09_sin_derivative.py [PLOT.png]  in this folder)
 """
 
 import sys
