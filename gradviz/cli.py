@@ -490,3 +490,195 @@ def _lesson_outline(console: Any, lesson: Any) -> None:
                           f"[dim]{escape(usage)}[/]")
         for command, what in section.commands:
             console.print(f"  [dim]$[/] {escape(command)}\n      [dim]{escape(what)}[/]")
+
+
+def _graph_options(fn: Any) -> Any:
+    """The options that build a graph from EXPR, shared by cost and explain (as render's)."""
+    for option in reversed([
+        click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
+                     help="Value of a variable (number, list, or arange(4), ones(3), "
+                          "randn(3, 2), ...). Repeatable."),
+        click.option("--const", "constants", multiple=True, metavar="NAME",
+                     help="Treat this variable as a constant. Repeatable or comma-separated."),
+        click.option("--seed", type=int, default=None, help="Seed for randn values."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+                     show_default=True, help="Floating type of the -v values."),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+def _teach_graph(target: str, values: Sequence[str], constants: Sequence[str],
+                 wrt: Sequence[str], seed: int | None, dtype: str) -> tuple[Any, list, list[str]]:
+    """Build EXPR (or run script.py[:NAME]); return its output, the inputs to differentiate
+    with respect to (--wrt, else every variable that requires grad) and their names."""
+    import numpy as np
+
+    from gradviz.engine.tensor import Tensor, manual_seed
+    from gradviz.frontends.program import build, parse_assignment
+    from gradviz.frontends.script import looks_like_script, run_script
+
+    if seed is not None:
+        manual_seed(seed)
+    constant_names = _split_names(constants)
+    if looks_like_script(target):
+        if values or constants:
+            raise GradvizError("-v and --const apply to expressions; a script sets its own values")
+        result = run_script(target)
+        output, named = result.output, result.tensors
+    else:
+        with np.errstate(all="ignore"):
+            built = build(target, [parse_assignment(v) for v in values],
+                          constants=constant_names, seed=seed, dtype=dtype)
+        for notice in built.notices:
+            click.echo(f"note: {notice}", err=True)
+        output, named = built.output, built.variables
+    names = _split_names(wrt) or [k for k, t in named.items() if isinstance(t, Tensor)
+                                  and t is not output and t.is_leaf and t.requires_grad]
+    for n in names:
+        if n not in named:
+            raise GradvizError(f"--wrt: no variable {n} (known: {', '.join(named) or 'none'})")
+        if not named[n].requires_grad:
+            raise GradvizError(f"--wrt {n}: {n} is a constant, so it has no gradient")
+    if not names:
+        raise GradvizError("no variable requires grad: nothing to differentiate")
+    return output, [named[n] for n in names], names
+
+
+COST_HELP = """Forward versus reverse accumulation, measured on the tape of EXPR.
+
+\b
+For f: R^n -> R^m (n input components, m output components) the full
+Jacobian takes n forward sweeps (one per input direction) or m reverse
+passes (one per output component).  Both are run on the same tape and
+compared: sweeps, derivative-rule evaluations (JVPs / VJPs), the most bytes
+each mode held at once (reverse mode keeps what the forward pass saved for
+it; forward mode only the tangents of the current sweep), and the wall time.
+The two Jacobians are checked equal; one line says which mode is cheaper
+here, and why.
+
+\b
+Examples:
+  gradviz cost "sum(x * x)" -v x="ones(1000)"                 # R^1000 -> R: reverse wins
+  gradviz cost "x * c" -v x=0.5 -v c="ones(1000)" --const c   # R -> R^1000: forward wins
+  gradviz cost "A @ x" -v A="randn(30, 30)" -v x="randn(30)" --const A --plot cost.svg
+"""
+
+
+@main.command("cost", help=COST_HELP, no_args_is_help=True)
+@click.argument("expr", metavar="EXPR")
+@_graph_options
+@click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
+              help="The inputs (comma-separated; default: every variable that requires grad).")
+@click.option("--repeats", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Timed runs of each mode; the best is kept.")
+@click.option("--plot", "plot_path", default=None, metavar="FILE",
+              help="Also draw time against n for both modes (SVG, PNG or PDF; needs matplotlib).")
+def cost_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
+                 seed: int | None, dtype: str, wrt: tuple[str, ...], repeats: int,
+                 plot_path: str | None) -> None:
+    _run(lambda: _cost(expr, values, constants, seed, dtype, wrt, repeats, plot_path))
+
+
+def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int | None,
+          dtype: str, wrt: Sequence[str], repeats: int, plot_path: str | None) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from gradviz.teach import cost
+    from gradviz.teach.plot import plot_format, require_matplotlib
+
+    if plot_path is not None:  # before the measuring, which can take a while
+        plot_format(plot_path)
+        require_matplotlib("--plot")
+    output, inputs, names = _teach_graph(expr, values, constants, wrt, seed, dtype)
+    report = cost.measure(output, inputs, repeats=repeats)
+    console = Console(highlight=False, soft_wrap=True)
+    shapes = ", ".join(f"{n}{list(x.data.shape) if x.data.ndim else ''}"
+                       for n, x in zip(names, inputs))
+    console.print(f"f: R^{report.n} -> R^{report.m}: n = {_count(report.n, 'input component')} "
+                  f"({escape(shapes)}), m = {_count(report.m, 'output component')}")
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for heading in ("", "forward (tangents up)", "reverse (adjoints down)"):
+        table.add_column(heading, justify="right" if heading else "left")
+    f, r = report.forward, report.reverse
+    table.add_row("sweeps for the Jacobian", f"{f.sweeps} (n)", f"{r.sweeps} (m)")
+    table.add_row("rule evaluations", f"{f.evaluations} JVPs", f"{r.evaluations} VJPs")
+    table.add_row("most bytes held", f"{cost.format_bytes(f.held_bytes)} tangents",
+                  f"{cost.format_bytes(r.held_bytes)}, {cost.format_bytes(r.saved_bytes)} saved")
+    table.add_row("wall time", cost.format_seconds(f.seconds), cost.format_seconds(r.seconds))
+    table.add_row("time per sweep", cost.format_seconds(f.seconds_per_sweep),
+                  cost.format_seconds(r.seconds_per_sweep))
+    console.print(table)
+    same = "equal" if report.jacobians_equal else "[red]DIFFERENT[/]"
+    console.print(f"Jacobians ({report.m} x {report.n}): {same} "
+                  f"(max difference {report.max_difference:.3g})")
+    crossover = report.crossover_n
+    console.print(f"measured crossover: with m = {report.m}, forward mode costs as much as "
+                  f"reverse at n ≈ {crossover:.2g}" if crossover < 10 else
+                  f"measured crossover: with m = {report.m}, forward mode costs as much as "
+                  f"reverse at n ≈ {crossover:,.0f}")
+    console.print(f"[bold]{escape(report.reason)}[/]")
+    if plot_path is not None:
+        from gradviz.teach.plot import cost_chart
+        ks, forward_times, reverse_time = cost.time_against_n(output, inputs, repeats=repeats)
+        cost_chart(plot_path, ks, forward_times, reverse_time, report.m, title=expr)
+        console.print(f"[green]wrote[/] {escape(plot_path)}")
+    if not report.jacobians_equal:
+        sys.exit(1)
+
+
+PLOT_HELP = """Plot f and df/dx of an elementwise function of one variable (exercise 5).
+
+\b
+df/dx comes from the tape: one backward pass seeded with ones, as the
+lesson's y.sum().backward(); no derivative is ever written by hand.  EXPR
+must be elementwise (f(x)[i] depends on x[i] alone), which is checked.
+Charts need matplotlib (pip install 'gradviz[plot]'); --terminal draws with
+characters instead, and a .csv file gets the numbers.
+
+\b
+Examples:
+  gradviz plot "sin(x)" --x -20:20:0.1 -o sin.svg
+  gradviz plot "relu(x) * tanh(x)" --x -3:3:0.05 --terminal
+  gradviz plot "x ** 3" --x -2:2:0.5 -o cube.csv
+"""
+
+
+@main.command("plot", help=PLOT_HELP, no_args_is_help=True)
+@click.argument("expr", metavar="EXPR")
+@click.option("--x", "x_range", required=True, metavar="START:STOP:STEP",
+              help="The grid: arange(START, STOP, STEP), STOP excluded.")
+@click.option("-o", "--output", "path", default="plot.svg", show_default=True, metavar="FILE",
+              help="The chart (.svg, .png, .pdf) or the numbers (.csv).")
+@click.option("--terminal", is_flag=True, help="Draw the chart in the terminal instead.")
+def plot_command(expr: str, x_range: str, path: str, terminal: bool) -> None:
+    _run(lambda: _plot(expr, x_range, path, terminal))
+
+
+def _plot(expr: str, x_range: str, path: str, terminal: bool) -> None:
+    import numpy as np
+    from rich.console import Console
+    from rich.markup import escape
+
+    from gradviz.teach import plot
+
+    if not terminal:  # fail before computing: a wrong extension, matplotlib missing
+        if plot.plot_format(path) != "csv":
+            plot.require_matplotlib(f"gradviz plot -o {path} (or draw with --terminal)")
+    curve = plot.curve_of(expr, x_range)
+    console = Console(highlight=False, soft_wrap=True)
+    v = curve.variable
+    if terminal:
+        console.print(f"[bold]{escape(expr)}[/]   * f({v})   + df/d{v} (from the tape)   "
+                      "# both")
+        for line in plot.terminal_chart(curve):
+            console.print(escape(line))
+    else:
+        plot.chart(curve, path, expr)
+        console.print(f"[green]wrote[/] {escape(path)}")
+    with np.errstate(all="ignore"):
+        console.print(f"{len(curve.x)} points from {curve.x[0]:.4g} to {curve.x[-1]:.4g}; "
+                      f"f in [{np.nanmin(curve.f):.4g}, {np.nanmax(curve.f):.4g}], "
+                      f"df/d{v} in [{np.nanmin(curve.dfdx):.4g}, {np.nanmax(curve.dfdx):.4g}]")
