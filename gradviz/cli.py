@@ -171,6 +171,7 @@ def check_command(target: str, values: tuple[str, ...], seed: int, eps: float) -
 
 def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from gradviz.engine.check import check
@@ -217,17 +218,34 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
     table = Table(box=None, header_style="bold")
     for col in ("input", "reverse (VJP) max error", "forward (JVP) max error", ""):
         table.add_column(col)
+    kink_notes = []
     for i, name in enumerate(names):
+        kinks = result.kinks[i] if result.kinks else {}
+        every = len(kinks) == inputs[i].data.size
         forward = f"{result.forward_error[i]:.3g}" if result.forward_available else "n/a"
         verdict = "[green]ok[/]" if result.passed[i] else "[red]WRONG[/]"
-        table.add_row(name, f"{result.reverse_error[i]:.3g}", forward, verdict)
+        if every:
+            verdict, forward = "[yellow]at a kink[/]", "—"
+        table.add_row(name, "—" if every else f"{result.reverse_error[i]:.3g}", forward, verdict)
+        flat = inputs[i].data.reshape(-1)
+        for k, ops in kinks.items():
+            where = name if inputs[i].data.size == 1 else \
+                f"{name}[{', '.join(map(str, np.unravel_index(k, inputs[i].data.shape)))}]"
+            kink_notes.append(f"{where} = {flat[k]:.6g}: at a kink of {', '.join(ops)}, "
+                              "not differentiable here (finite differences straddle it), "
+                              "so it is left out of the comparison")
     console.print(table)
+    for note in kink_notes:
+        console.print(f"[yellow]{escape(note)}[/]", soft_wrap=True)
     if not result.forward_available:
         console.print("[dim]forward (JVP): n/a, an op of the graph has no JVP rule[/]")
     if not result.ok:
         console.print("[red]derivative rules disagree with finite differences[/]")
         sys.exit(1)
-    console.print("[green]derivatives agree with finite differences[/]")
+    left_out = sum(len(k) for k in result.kinks)
+    console.print("[green]derivatives agree with finite differences[/]" + (
+        f" wherever they exist ({_count(left_out, 'element')} at a kink left out)"
+        if left_out else ""), soft_wrap=True)
 
 
 def _script_function(name: str, obj: Any, count: int) -> Any:

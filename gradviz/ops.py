@@ -122,8 +122,15 @@ cast = defop("to", lambda x, dtype, src: x.astype(dtype), grad_fn="ToCopyBackwar
 # -- elementwise functions: the Jacobian is diagonal, so the VJP rule is the JVP rule ---
 
 
-def _elementwise(name: str, forward: Any, grad_fn: str, saves: tuple, rule: Any) -> Any:
-    return defop(name, forward, grad_fn=grad_fn, saves=saves, vjps=(rule,), jvps=(rule,))
+def _elementwise(name: str, forward: Any, grad_fn: str, saves: tuple, rule: Any,
+                 kinks: Any = None) -> Any:
+    return defop(name, forward, grad_fn=grad_fn, saves=saves, vjps=(rule,), jvps=(rule,),
+                 kinks=kinks)
+
+
+def _kink_at_zero(x: np.ndarray) -> tuple:
+    """relu, abs and sign turn a corner at 0: each element's distance to it."""
+    return (np.abs(x),)
 
 
 sin = _elementwise("sin", np.sin, "SinBackward0", ("x0",), lambda g, x: g * cos(x))
@@ -132,7 +139,8 @@ tan = _elementwise("tan", np.tan, "TanBackward0", ("out",), lambda g, y: g * (1 
 exp = _elementwise("exp", np.exp, "ExpBackward0", ("out",), lambda g, y: g * y)
 log = _elementwise("log", np.log, "LogBackward0", ("x0",), lambda g, x: g / x)
 sqrt = _elementwise("sqrt", np.sqrt, "SqrtBackward0", ("out",), lambda g, y: g / (2 * y))
-abs = _elementwise("abs", np.abs, "AbsBackward0", ("x0",), lambda g, x: g * sign(x))
+abs = _elementwise("abs", np.abs, "AbsBackward0", ("x0",), lambda g, x: g * sign(x),
+                   kinks=_kink_at_zero)
 tanh = _elementwise("tanh", np.tanh, "TanhBackward0", ("out",), lambda g, y: g * (1 - y * y))
 
 
@@ -146,7 +154,8 @@ sigmoid = _elementwise("sigmoid", _sigmoid, "SigmoidBackward0", ("out",),
                        lambda g, y: g * y * (1 - y))
 relu = _elementwise("relu", lambda x: np.maximum(x, 0).astype(x.dtype, copy=False),
                     "ReluBackward0", ("x0",), lambda g, x: g * cast(gt(x, 0), dtype=g.dtype,
-                                                                        src=np.dtype(bool)))
+                                                                        src=np.dtype(bool)),
+                    kinks=_kink_at_zero)
 
 # -- reductions -------------------------------------------------------------------
 
@@ -174,10 +183,30 @@ def _extremum_weights(x: Any, out: Any, axis: tuple | None, keepdims: bool) -> A
     return hit / hit.sum(axis=axis, keepdims=True)
 
 
+def _tie_gaps(x: np.ndarray, axis: tuple | None) -> np.ndarray:
+    """For each element, its distance to the largest of the others it is reduced with.
+
+    max() has a kink where the largest element ties with another: there the gap is 0.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    reduced = tuple(range(x.ndim)) if axis is None else axis
+    kept = [i for i in range(x.ndim) if i not in reduced]
+    moved = np.transpose(x, kept + list(reduced)).reshape([x.shape[i] for i in kept] + [-1])
+    if moved.shape[-1] < 2:
+        return np.full(x.shape, np.inf)
+    ranked = np.sort(moved, axis=-1)
+    first, second = ranked[..., -1:], ranked[..., -2:-1]
+    gaps = np.abs(moved - np.where(moved == first, second, first))
+    gaps = gaps.reshape([x.shape[i] for i in kept] + [x.shape[i] for i in reduced])
+    return np.transpose(gaps, np.argsort(kept + list(reduced)))
+
+
 def _extremum(name: str, forward: Any, grad_fn: Any) -> Any:
+    orientation = 1 if name == "max" else -1  # min's ties are max's ties of -x
     return defop(
         name, lambda x, axis, keepdims: forward(x, axis=axis, keepdims=keepdims),
         grad_fn=grad_fn, saves=("x0", "out"),
+        kinks=lambda x, axis, keepdims: (_tie_gaps(orientation * x, axis),),
         vjps=(lambda g, x, out, axis, keepdims:
               _spread(g, x.shape, axis, keepdims) * _extremum_weights(x, out, axis, keepdims),),
         jvps=(lambda t, x, out, axis, keepdims:
@@ -370,7 +399,8 @@ where = defop("where", np.where, grad_fn="WhereBackward0", saves=("x0",),
 # -- no gradient: the tape records them, backward prunes them ----------------------
 
 detach = defop("detach", lambda x: x, grad_fn="DetachBackward0", differentiable=False)
-sign = defop("sign", np.sign, grad_fn="SignBackward0", differentiable=False)
+sign = defop("sign", np.sign, grad_fn="SignBackward0", differentiable=False,
+             kinks=_kink_at_zero)
 lt = defop("lt", np.less, symbol="<", differentiable=False)
 le = defop("le", np.less_equal, symbol="<=", differentiable=False)
 gt = defop("gt", np.greater, symbol=">", differentiable=False)

@@ -15,7 +15,7 @@ import numpy as np
 from gradviz.engine.backward import BackwardPass
 from gradviz.engine.forward import ForwardSweep
 from gradviz.engine.tape import Tape
-from gradviz.engine.tensor import Tensor, as_tensor
+from gradviz.engine.tensor import Tensor, as_tensor, promote
 from gradviz.errors import AutogradError, GradvizTypeError
 
 
@@ -30,6 +30,9 @@ class CheckResult:
     reverse: list[np.ndarray] = field(default_factory=list)
     passed: list[bool] = field(default_factory=list)     # one verdict per input
     forward_available: bool = True                       # False: some op has no JVP rule
+    # Per input: {flat element: names of the ops} for elements at (within eps of) a kink,
+    # where the derivative does not exist; they are left out of the errors and verdicts.
+    kinks: list[dict[int, list[str]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -79,9 +82,11 @@ def _check(fn: Callable[..., Tensor], arrays: list[np.ndarray], eps: float, atol
     if not out.requires_grad:
         raise AutogradError("check: the output does not depend differentiably on the inputs "
                             "(it does not require grad)")
+    nodes = Tape(out).nodes
     result.forward_available = all(
         n.op is None or not n.requires_grad or n.is_leaf or n.op.jvps is not None
-        for n in Tape(out).nodes)
+        for n in nodes)
+    kinked = _kink_distances(nodes)
     for i, leaf in enumerate(leaves):
         num = numeric_jacobian(plain, arrays, i, eps)          # out.shape + in.shape
         num2 = num.reshape(out.data.size, leaf.data.size)
@@ -98,23 +103,68 @@ def _check(fn: Callable[..., Tensor], arrays: list[np.ndarray], eps: float, atol
         rev = np.array(rows).reshape(num2.shape)
         # Forward mode (when every op has a JVP rule): one sweep per input element, one column.
         cols = []
+        kinks: dict[int, list[str]] = {}
         for k in range(leaf.data.size if result.forward_available else 0):
             t = np.zeros(leaf.data.size)
             t[k] = 1.0
             sweep = ForwardSweep(out, {leaf: t.reshape(leaf.data.shape)}).run()
             tan = sweep.tangent_of(out)
             cols.append(np.zeros(out.data.size) if tan is None else np.asarray(tan).reshape(-1))
-        rerr = float(np.max(np.abs(rev - num2), initial=0.0))
+            crossed = _kinks_crossed(kinked, sweep.tangent_of, eps)
+            if crossed:
+                kinks[k] = crossed
+        if not result.forward_available:  # no tangents: any kink within eps may be crossed
+            crossed = _kinks_crossed(kinked, None, eps)
+            kinks = {k: crossed for k in range(leaf.data.size)} if crossed else {}
+        # Elements at a kink have no derivative to compare: leave their columns out.
+        smooth = np.array([k not in kinks for k in range(leaf.data.size)], dtype=bool)
+        rerr = float(np.max(np.abs(rev - num2)[:, smooth], initial=0.0))
         ferr = float("nan")
         if result.forward_available:
             fwd = np.array(cols).T.reshape(num2.shape)
-            ferr = float(np.max(np.abs(fwd - num2), initial=0.0))
+            ferr = float(np.max(np.abs(fwd - num2)[:, smooth], initial=0.0))
         result.reverse_error.append(rerr)
         result.forward_error.append(ferr)
         result.numeric.append(num)
         result.reverse.append(rev.reshape(num.shape))
-        scale = atol + rtol * float(np.max(np.abs(num2), initial=0.0))
+        result.kinks.append(kinks)
+        scale = atol + rtol * float(np.max(np.abs(num2[:, smooth]), initial=0.0))
         passed = rerr <= scale and (not result.forward_available or ferr <= scale)
         result.passed.append(passed)
         result.ok = result.ok and passed
     return result
+
+
+def _kink_distances(nodes: Sequence[Tensor]) -> list[tuple[Tensor, int, np.ndarray]]:
+    """``(node, input slot, distances)`` for every input of an op that declares kinks."""
+    found = []
+    for n in nodes:
+        if n.is_leaf or n.op is None or n.op.kinks is None:
+            continue
+        distances = n.op.kinks(*promote([x.data for x in n.inputs]), **n.params)
+        for slot, d in enumerate(distances):
+            if d is not None:
+                found.append((n, slot, np.asarray(d, dtype=np.float64)))
+    return found
+
+
+def _kinks_crossed(kinked: list[tuple[Tensor, int, np.ndarray]], tangent_of: Any,
+                   eps: float) -> list[str]:
+    """The ops whose kink a step of ``eps`` along the swept direction would reach.
+
+    An op input moves by about ``eps * tangent`` when the checked input moves by
+    ``eps``: the kink is reached where its distance is within that.  Without
+    tangents (``tangent_of`` None) every kink within ``eps`` counts.
+    """
+    names: list[str] = []
+    for node, slot, distance in kinked:
+        if tangent_of is None:
+            moved = np.full(distance.shape, eps)
+        else:
+            t = tangent_of(node.inputs[slot])
+            if t is None:
+                continue
+            moved = eps * np.abs(np.broadcast_to(np.asarray(t, dtype=np.float64), distance.shape))
+        if np.any((moved > 0) & (distance <= moved)) and node.op.name not in names:
+            names.append(node.op.name)
+    return names

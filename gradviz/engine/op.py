@@ -51,16 +51,22 @@ class Op:
         display: how diagrams write an application, ``display(args, params)``
             with the inputs' names (``-x``, ``x[1:3]``); by default infix for
             operator symbols (``x * y``), else ``name(x, axis=0)``.
+        kinks: where the op is not differentiable (relu and abs at 0, max at a
+            tie), ``kinks(*inputs, **params)``: per input, each element's distance
+            to the nearest kink (None for an input without kinks).  ``check``
+            reports inputs that finite differences would step across a kink.
     """
 
     __slots__ = ("name", "grad_fn", "symbol", "forward", "saves", "vjps", "jvps",
-                 "differentiable", "variadic", "display", "_picks", "saves_tensors", "pick_saved")
+                 "differentiable", "variadic", "display", "_picks", "saves_tensors", "pick_saved",
+                 "kinks")
 
     def __init__(self, name: str, forward: Callable[..., np.ndarray], *,
                  grad_fn: str | Callable[[tuple, dict], str] | None = None, symbol: str | None = None,
                  saves: Sequence[str] = (), vjps: Sequence[Rule] | Rule | None = None,
                  jvps: Sequence[Rule] | Rule | None = None, differentiable: bool = True,
-                 display: Callable[[list[str], dict], str] | None = None) -> None:
+                 display: Callable[[list[str], dict], str] | None = None,
+                 kinks: Callable[..., Sequence[Any]] | None = None) -> None:
         self.name = name
         self.forward = forward
         self.grad_fn = grad_fn or name.title().replace("_", "") + "Backward0"
@@ -71,6 +77,7 @@ class Op:
         self.jvps = jvps
         self.differentiable = differentiable and vjps is not None
         self.display = display
+        self.kinks = kinks
         for token in self.saves:
             if not (token == "out" or token[:1] == "x" and token[1:].isdigit()
                     or token.startswith("shape") and token[5:].isdigit()):

@@ -42,7 +42,7 @@ SECTIONS: tuple[Section, ...] = (
         ('gradviz render "y = x * x; u = detach(y); z = u * x; sum(z)" -v x="arange(4)" '
          "--show structure",
          "2.1 explicit construction: the formula first, values after"),
-        ('gradviz check "relu(x) * sin(x)" -v x="[0, 1]"',
+        ('gradviz check "relu(x)" -v x="[-1, 0, 1]"',
          "2: numerical differentiation (finite differences) against autograd; kinks flagged"),
         ('gradviz cost "sum(x * x)" -v x="ones(1000)"',
          "2.3 f: R^n -> R, n = 1000: reverse accumulation wins (1 pass against 1000 sweeps)"),
