@@ -71,6 +71,10 @@ def main() -> None:
     Draw computation graphs annotated with forward values and backward
     adjoints (gradviz render), and check derivative rules against finite
     differences (gradviz check).  Run `gradviz COMMAND --help` for each.
+
+    Teaching the autograd lesson: gradviz lesson (its samples, section by
+    section), cost (forward vs reverse accumulation, measured), explain (the
+    chain rule as a sum over paths), plot (f and df/dx from the tape).
     """
 
 
@@ -563,7 +567,7 @@ def _teach_graph(target: str, values: Sequence[str], constants: Sequence[str],
     return output, [named[n] for n in names], names
 
 
-COST_HELP = """Forward versus reverse accumulation, measured on the tape of EXPR.
+COST_HELP = """Forward versus reverse accumulation, measured on the tape.
 
 \b
 For f: R^n -> R^m (n input components, m output components) the full
@@ -622,7 +626,7 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
         table.add_column(heading, justify="right" if heading else "left")
     f, r = report.forward, report.reverse
     table.add_row("sweeps for the Jacobian", f"{f.sweeps} (n)", f"{r.sweeps} (m)")
-    table.add_row("rule evaluations", f"{f.evaluations} JVPs", f"{r.evaluations} VJPs")
+    table.add_row("rule evaluations", _count(f.evaluations, "JVP"), _count(r.evaluations, "VJP"))
     table.add_row("most bytes held", f"{cost.format_bytes(f.held_bytes)} tangents",
                   f"{cost.format_bytes(r.held_bytes)}, {cost.format_bytes(r.saved_bytes)} saved")
     table.add_row("wall time", cost.format_seconds(f.seconds), cost.format_seconds(r.seconds))
@@ -647,7 +651,7 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
         sys.exit(1)
 
 
-PLOT_HELP = """Plot f and df/dx of an elementwise function of one variable (exercise 5).
+PLOT_HELP = """Plot f and df/dx (from the tape) of an elementwise function.
 
 \b
 df/dx comes from the tape: one backward pass seeded with ones, as the
@@ -702,7 +706,7 @@ def _plot(expr: str, x_range: str, path: str, terminal: bool) -> None:
                       f"df/d{v} in [{np.nanmin(curve.dfdx):.4g}, {np.nanmax(curve.dfdx):.4g}]")
 
 
-EXPLAIN_HELP = """The chain rule for EXPR written out: a sum over paths of local derivatives.
+EXPLAIN_HELP = """The chain rule written out: a sum over paths, checked.
 
 \b
 For a scalar output and one input (one element of it, --index, for a

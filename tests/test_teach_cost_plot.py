@@ -57,7 +57,7 @@ def test_forward_wins_from_one_input_to_1000_outputs():
     assert result.exit_code == 0, result.output
     out = result.output
     assert row(out, "sweeps for the Jacobian") == ["1 (n)", "1000 (m)"]
-    assert row(out, "rule evaluations") == ["1 JVPs", "1000 VJPs"]
+    assert row(out, "rule evaluations") == ["1 JVP", "1000 VJPs"]
     assert "Jacobians (1000 x 1): equal" in out
     assert out.splitlines()[-1].startswith("forward is cheaper here")
 

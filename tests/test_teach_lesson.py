@@ -141,3 +141,27 @@ def test_docstrings_parse_into_sections_and_answers():
     assert by_number["04"].diagrams == (lesson.Diagram("z"), lesson.Diagram("y"))
     assert by_number["05"].usage == "[SEED]"
     assert [q for q, _ in by_number["08"].answers] == ["Q2"]
+
+
+def _examples() -> list[str]:
+    """The commands `gradviz lesson` suggests, and the examples of the teaching commands' help."""
+    out = run("lesson").output
+    commands = [line.strip()[2:] for line in out.splitlines() if line.strip().startswith("$ ")]
+    for command in ("lesson", "cost", "explain", "plot"):
+        text = run(command, "--help").output
+        commands += [line.strip().split("  #")[0].strip() for line in text.splitlines()
+                     if line.strip().startswith("gradviz ")]
+    return commands
+
+
+def test_every_suggested_command_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # they write graph.svg, sin.svg, ... where they run
+    commands = _examples()
+    assert len(commands) >= 15
+    for command in commands:
+        args = shlex.split(command)
+        assert args[0] == "gradviz", command
+        if args[1:2] == ["lesson"] and len(args) > 2:
+            args += ["--renderer", "embedded"] if "--render" in args else []
+        result = CliRunner().invoke(main, args[1:])
+        assert result.exit_code == 0, (command, result.output)
