@@ -74,27 +74,31 @@ def main() -> None:
     """
 
 
-def _split_names(values: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        out.extend(s.strip() for s in v.split(",") if s.strip())
-    return out
+def _graph_inputs(command: Any) -> Any:
+    """EXPR and the options that give its values: shared by render and step."""
+    for option in reversed([
+        click.argument("expr", metavar="EXPR"),
+        click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
+                     help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
+                          "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable."),
+        click.option("--const", "constants", multiple=True, metavar="NAME",
+                     help="Treat this variable as a constant (no gradient). Repeatable or "
+                          "comma-separated."),
+        click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
+                     help="Differentiate only with respect to these variables "
+                          "(comma-separated); the rest is drawn as pruned."),
+        click.option("--seed", type=int, default=None,
+                     help="Seed for variables given no value (and randn), for reproducible "
+                          "diagrams."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+                     show_default=True, help="Floating type of the -v values."),
+    ]):
+        command = option(command)
+    return command
 
 
 @main.command("render", help=RENDER_HELP, no_args_is_help=True)
-@click.argument("expr", metavar="EXPR")
-@click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
-              help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
-                   "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable.")
-@click.option("--const", "constants", multiple=True, metavar="NAME",
-              help="Treat this variable as a constant (no gradient). Repeatable or comma-separated.")
-@click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
-              help="Differentiate only with respect to these variables (comma-separated); "
-                   "the rest is drawn as pruned.")
-@click.option("--seed", type=int, default=None,
-              help="Seed for variables given no value (and randn), for reproducible diagrams.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
-              show_default=True, help="Floating type of the -v values.")
+@_graph_inputs
 @click.option("-o", "--output", "path", default="graph.svg", show_default=True,
               metavar="PATH", help="Where to write the diagram; '-' for standard output.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
@@ -290,13 +294,10 @@ def _run(job: Any) -> None:
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
             options: dict[str, Any]) -> None:
-    import numpy as np
     from rich.console import Console
     from rich.markup import escape
 
-    from gradviz.engine.tensor import manual_seed
-    from gradviz.frontends.program import build, parse_assignment
-    from gradviz.frontends.script import looks_like_script, run_script
+    from gradviz.frontends.load import load
     from gradviz.render import draw, format_from_path, write_atomic
     from gradviz.render.backends import resolve_renderer
 
@@ -305,36 +306,12 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     to_stdout = path == "-" or _is_stdout(path)
     # The diagram owns standard output then: the summary goes to stderr.
     console = Console(stderr=to_stdout, highlight=False)
-    if seed is not None:
-        manual_seed(seed)
-    constant_names = _split_names(constants)
-    if looks_like_script(expr):
-        if values or constants:
-            raise GradvizError("-v and --const apply to expressions; a script sets its own values")
-        result = run_script(expr)
-        output, named = result.output, result.tensors
-    else:
-        with np.errstate(all="ignore"):  # non-finite values get one warning of ours below
-            built = build(expr, [parse_assignment(v) for v in values],
-                          constants=constant_names, seed=seed, dtype=dtype)
-        for notice in built.notices:
-            console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
-        output, named = built.output, built.variables
-    wrt_tensors = None
-    wrt_names = _split_names(wrt)
-    if wrt_names:
-        unknown = [n for n in wrt_names if n not in named]
-        if unknown:
-            raise GradvizError(f"--wrt: no variable {', '.join(unknown)} "
-                               f"(known: {', '.join(named) or 'none'})")
-        # The engine would only say "does not require grad"; name the option at fault.
-        for n in wrt_names:
-            if n in constant_names:
-                raise GradvizError(f"--wrt {n}: {n} is a constant (--const)")
-            if not named[n].requires_grad:
-                raise GradvizError(f"--wrt {n}: {n} does not require grad, so it has no gradient")
-        wrt_tensors = [named[n] for n in wrt_names]
-    drawing = draw(output, wrt=wrt_tensors, **options)  # its backward pass is quiet itself
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    for notice in loaded.notices:
+        console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+    output, named = loaded.output, loaded.variables
+    # Every adjoint drawn comes from the drawing's own pass from `output`.
+    drawing = draw(output, wrt=loaded.wrt, kept=loaded.kept, **options)
     for warning in drawing.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     data = drawing.pipe(out_fmt, chosen)
@@ -384,9 +361,11 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
     table.add_column(escape(f"∂{name}/∂·"))
     table.add_row(f"[bold]{escape(name)}[/]", text(output.data), "")
     for key, t in named.items():
-        if not isinstance(t, Tensor) or t is output:
+        # Only what is drawn, with the adjoints of the drawing's own pass.
+        if not isinstance(t, Tensor) or t is output or t not in drawing.tape:
             continue
-        grad = "—" if t.adjoint is None or not t.requires_grad else text(t.adjoint)
+        adjoint = drawing.adjoint_of(t)
+        grad = "—" if adjoint is None else text(adjoint)
         if not t.requires_grad:
             grad = "constant"
         table.add_row(escape(key), text(t.data), grad)
