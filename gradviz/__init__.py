@@ -43,3 +43,4 @@ def tape(*outputs: Tensor) -> Tape:
 
 # Bound after the subpackage import, so ``gradviz.render`` is the function.
 from gradviz.render import draw, render  # noqa: E402
+from gradviz.stepper import step  # noqa: E402
