@@ -69,8 +69,10 @@ def main() -> None:
     """gradviz: see automatic differentiation.
 
     Draw computation graphs annotated with forward values and backward
-    adjoints (gradviz render), and check derivative rules against finite
-    differences (gradviz check).  Run `gradviz COMMAND --help` for each.
+    adjoints (gradviz render), walk backpropagation one node at a time in
+    the terminal or as slides (gradviz step), and check derivative rules
+    against finite differences (gradviz check).  Run `gradviz COMMAND --help`
+    for each.
 
     Teaching the autograd lesson: gradviz lesson (its samples, section by
     section), cost (forward vs reverse accumulation, measured), explain (the
@@ -78,27 +80,31 @@ def main() -> None:
     """
 
 
-def _split_names(values: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        out.extend(s.strip() for s in v.split(",") if s.strip())
-    return out
+def _graph_inputs(command: Any) -> Any:
+    """EXPR and the options that give its values: shared by render and step."""
+    for option in reversed([
+        click.argument("expr", metavar="EXPR"),
+        click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
+                     help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
+                          "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable."),
+        click.option("--const", "constants", multiple=True, metavar="NAME",
+                     help="Treat this variable as a constant (no gradient). Repeatable or "
+                          "comma-separated."),
+        click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
+                     help="Differentiate only with respect to these variables "
+                          "(comma-separated); the rest is drawn as pruned."),
+        click.option("--seed", type=int, default=None,
+                     help="Seed for variables given no value (and randn), for reproducible "
+                          "diagrams."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+                     show_default=True, help="Floating type of the -v values."),
+    ]):
+        command = option(command)
+    return command
 
 
 @main.command("render", help=RENDER_HELP, no_args_is_help=True)
-@click.argument("expr", metavar="EXPR")
-@click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
-              help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
-                   "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable.")
-@click.option("--const", "constants", multiple=True, metavar="NAME",
-              help="Treat this variable as a constant (no gradient). Repeatable or comma-separated.")
-@click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
-              help="Differentiate only with respect to these variables (comma-separated); "
-                   "the rest is drawn as pruned.")
-@click.option("--seed", type=int, default=None,
-              help="Seed for variables given no value (and randn), for reproducible diagrams.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
-              show_default=True, help="Floating type of the -v values.")
+@_graph_inputs
 @click.option("-o", "--output", "path", default="graph.svg", show_default=True,
               metavar="PATH", help="Where to write the diagram; '-' for standard output.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
@@ -141,6 +147,116 @@ def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
                               precision=precision, max_elems=max_elems,
                               title=title if title is not None else _title(expr))))
+
+
+STEP_HELP = """Step through backpropagation one node at a time.
+
+\b
+EXPR is a formula or a script, as for `gradviz render` (same -v, --const,
+--wrt, --seed, --dtype).  The reverse pass runs once, with the engine's own
+backward algorithm; each step shows the node visited, the adjoint it received,
+and for each input the chain rule with numbers: what it sends back, and the
+input's adjoint so far.  A table gives every node's status (done, current,
+pending with a partial adjoint, not reached, pruned and why) and the saved
+values freed as the pass goes.
+
+In a terminal the stepper is interactive (press ? for the keys: n/p next and
+back, j jump, b breakpoint, c continue, q quit).  Piped, or with --no-pause,
+it prints every step as plain text; --at K prints step K alone.  --frames DIR
+writes one SVG per step, all with the same layout, and an index.html that
+plays them (arrow keys, slider): slides for a lecture.
+
+\b
+Examples:
+  gradviz step "dot(x, x)" -v "x=arange(4)"
+  gradviz step "sum(x * x)" -v x="[1, 2, 3]" --no-pause
+  gradviz step "y = x * x; u = detach(y); z = u * x; sum(z)" -v "x=arange(4)" --at -1
+  gradviz step "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
+      -v y="[0, 1, 2]" --const X,y --seed 0 --frames slides/
+  gradviz step "sin(x) * x" -v x="[1, 2]" --mode forward --wrt x
+"""
+
+
+@main.command("step", help=STEP_HELP, no_args_is_help=True)
+@_graph_inputs
+@click.option("--no-pause", is_flag=True,
+              help="Print every step as plain text instead of waiting for keys.")
+@click.option("--at", "at", type=int, default=None, metavar="K",
+              help="Print step K alone (1 is the first; negative counts from the end).")
+@click.option("--frames", "frames", default=None, metavar="DIR",
+              help="Write step-000.svg ... and index.html (a self-contained player) into DIR.")
+@click.option("--mode", type=click.Choice(["reverse", "forward"]), default="reverse",
+              show_default=True,
+              help="reverse: adjoints flow down from the output (backpropagation); forward: "
+                   "tangents flow up from one input component per sweep (needs --wrt).")
+@click.option("--direction", type=int, default=None, metavar="K",
+              help="Forward mode: sweep only input component K (0-based); default every one.")
+@click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
+              help="Significant digits of the numbers shown.")
+@click.option("--max-elems", type=click.IntRange(2, 100), default=6, show_default=True,
+              help="Elements shown per array row before the middle is elided.")
+@click.option("--theme", type=click.Choice(["light", "dark", "print"]), default="light",
+              show_default=True, help="Colours of the --frames slides.")
+@click.option("--renderer", type=click.Choice(["auto", "system", "embedded"]), default="auto",
+              show_default=True, help="Graphviz used to lay out --frames (see render).")
+def step_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
+                 wrt: tuple[str, ...], seed: int | None, dtype: str, no_pause: bool,
+                 at: int | None, frames: str | None, mode: str, direction: int | None,
+                 precision: int, max_elems: int, theme: str, renderer: str) -> None:
+    _run(lambda: _step(expr, values, constants, wrt, seed, dtype, no_pause, at, frames, mode,
+                       direction, precision, max_elems, theme, renderer))
+
+
+def _step(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
+          seed: int | None, dtype: str, no_pause: bool, at: int | None, frames: str | None,
+          mode: str, direction: int | None, precision: int, max_elems: int, theme: str,
+          renderer: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from gradviz.frontends.load import load
+    from gradviz.stepper import _is_terminal
+
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    err = Console(stderr=True, highlight=False)
+    for notice in loaded.notices:
+        err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+    if at == 0:
+        raise GradvizError("--at counts from 1 (the first step); -1 is the last")
+    k = None if at is None else at - 1 if at > 0 else at
+    if mode == "forward":
+        from gradviz.stepper.forward import ForwardSession, forward_transcript
+        if not loaded.wrt or len(loaded.wrt) != 1:
+            raise GradvizError("--mode forward pushes tangents from one input: name it with "
+                               "--wrt NAME")
+        session = ForwardSession(loaded.output, loaded.wrt[0], direction=direction)
+        text = forward_transcript(session, precision, max_elems) if k is None else \
+            session.step_text(k, precision, max_elems)
+        click.echo(text)
+        return
+    from gradviz.stepper.session import Session
+    from gradviz.stepper.text import Formatter, step_text, transcript
+
+    # The CLI owns this graph: free saved values as backward() does, to show it.
+    session = Session(loaded.output, wrt=loaded.wrt, retain_graph=False, kept=loaded.kept)
+    fmt = Formatter(session, precision, max_elems)
+    if k is not None and not -len(session) <= k < len(session):
+        raise GradvizError(f"--at {at}: this pass has {len(session)} steps (1 to {len(session)}, "
+                           f"or -1 to -{len(session)} from the end)")
+    if frames is not None:
+        from gradviz.stepper.frames import write_frames
+        written = write_frames(session, frames, theme=theme, renderer=renderer,
+                               precision=precision, max_elems=max_elems, console=err)
+        err.print(f"[green]wrote[/] {escape(frames)} ({written} frames and index.html)")
+        return
+    if k is not None:
+        click.echo(step_text(session, k, fmt))
+    elif no_pause or not _is_terminal():
+        click.echo(transcript(session, precision, max_elems))
+    else:
+        from gradviz.stepper.interactive import run
+        from gradviz.stepper.screen import Viewer
+        run(Viewer(session, fmt), Console(highlight=False))
 
 
 CHECK_HELP = """Check derivatives against central finite differences (float64).
@@ -312,13 +428,10 @@ def _run(job: Any) -> None:
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
             options: dict[str, Any]) -> None:
-    import numpy as np
     from rich.console import Console
     from rich.markup import escape
 
-    from gradviz.engine.tensor import manual_seed
-    from gradviz.frontends.program import build, parse_assignment
-    from gradviz.frontends.script import looks_like_script, run_script
+    from gradviz.frontends.load import load
     from gradviz.render import draw, format_from_path, write_atomic
     from gradviz.render.backends import resolve_renderer
 
@@ -327,36 +440,12 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     to_stdout = path == "-" or _is_stdout(path)
     # The diagram owns standard output then: the summary goes to stderr.
     console = Console(stderr=to_stdout, highlight=False)
-    if seed is not None:
-        manual_seed(seed)
-    constant_names = _split_names(constants)
-    if looks_like_script(expr):
-        if values or constants:
-            raise GradvizError("-v and --const apply to expressions; a script sets its own values")
-        result = run_script(expr)
-        output, named = result.output, result.tensors
-    else:
-        with np.errstate(all="ignore"):  # non-finite values get one warning of ours below
-            built = build(expr, [parse_assignment(v) for v in values],
-                          constants=constant_names, seed=seed, dtype=dtype)
-        for notice in built.notices:
-            console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
-        output, named = built.output, built.variables
-    wrt_tensors = None
-    wrt_names = _split_names(wrt)
-    if wrt_names:
-        unknown = [n for n in wrt_names if n not in named]
-        if unknown:
-            raise GradvizError(f"--wrt: no variable {', '.join(unknown)} "
-                               f"(known: {', '.join(named) or 'none'})")
-        # The engine would only say "does not require grad"; name the option at fault.
-        for n in wrt_names:
-            if n in constant_names:
-                raise GradvizError(f"--wrt {n}: {n} is a constant (--const)")
-            if not named[n].requires_grad:
-                raise GradvizError(f"--wrt {n}: {n} does not require grad, so it has no gradient")
-        wrt_tensors = [named[n] for n in wrt_names]
-    drawing = draw(output, wrt=wrt_tensors, **options)  # its backward pass is quiet itself
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    for notice in loaded.notices:
+        console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+    output, named = loaded.output, loaded.variables
+    # Every adjoint drawn comes from the drawing's own pass from `output`.
+    drawing = draw(output, wrt=loaded.wrt, kept=loaded.kept, **options)
     for warning in drawing.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
     data = drawing.pipe(out_fmt, chosen)
@@ -406,9 +495,11 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
     table.add_column(escape(f"∂{name}/∂·"))
     table.add_row(f"[bold]{escape(name)}[/]", text(output.data), "")
     for key, t in named.items():
-        if not isinstance(t, Tensor) or t is output:
+        # Only what is drawn, with the adjoints of the drawing's own pass.
+        if not isinstance(t, Tensor) or t is output or t not in drawing.tape:
             continue
-        grad = "—" if t.adjoint is None or not t.requires_grad else text(t.adjoint)
+        adjoint = drawing.adjoint_of(t)
+        grad = "—" if adjoint is None else text(adjoint)
         if not t.requires_grad:
             grad = "constant"
         table.add_row(escape(key), text(t.data), grad)
@@ -471,7 +562,7 @@ def _lesson(name: str | None, args: Sequence[str], folder: str | None, renderer:
                   f"{escape(sample.summary)}")
     console.rule(style="dim")
     sys.stdout.flush()
-    tensors = lesson.run(sample, args)  # the script prints straight to standard output
+    ran = lesson.run(sample, args)  # the script prints straight to standard output
     sys.stdout.flush()
     console.rule(style="dim")
     for question, answer in sample.answers:
@@ -480,7 +571,7 @@ def _lesson(name: str | None, args: Sequence[str], folder: str | None, renderer:
     for command in lesson.commands(sample):
         console.print(f"  {escape(command)}")
     if folder is not None:
-        for path in lesson.render(sample, tensors, folder, renderer):
+        for path in lesson.render(sample, ran, folder, renderer):
             console.print(f"[green]wrote[/] {escape(str(path))}")
 
 
@@ -514,57 +605,26 @@ def _lesson_outline(console: Any, lesson: Any) -> None:
             console.print(f"  [dim]$[/] {escape(command)}\n      [dim]{escape(what)}[/]")
 
 
-def _graph_options(fn: Any) -> Any:
-    """The options that build a graph from EXPR, shared by cost and explain (as render's)."""
-    for option in reversed([
-        click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
-                     help="Value of a variable (number, list, or arange(4), ones(3), "
-                          "randn(3, 2), ...). Repeatable."),
-        click.option("--const", "constants", multiple=True, metavar="NAME",
-                     help="Treat this variable as a constant. Repeatable or comma-separated."),
-        click.option("--seed", type=int, default=None, help="Seed for randn values."),
-        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
-                     show_default=True, help="Floating type of the -v values."),
-    ]):
-        fn = option(fn)
-    return fn
-
-
-def _teach_graph(target: str, values: Sequence[str], constants: Sequence[str],
+def _teach_graph(expr: str, values: Sequence[str], constants: Sequence[str],
                  wrt: Sequence[str], seed: int | None, dtype: str) -> tuple[Any, list, list[str]]:
-    """Build EXPR (or run script.py[:NAME]); return its output, the inputs to differentiate
-    with respect to (--wrt, else every variable that requires grad) and their names."""
-    import numpy as np
+    """Load EXPR as render does; return its output, the inputs to differentiate with respect
+    to (--wrt, else every variable that requires grad) and their names, and the kept values."""
+    from gradviz.engine.tensor import Tensor
+    from gradviz.frontends.load import load
 
-    from gradviz.engine.tensor import Tensor, manual_seed
-    from gradviz.frontends.program import build, parse_assignment
-    from gradviz.frontends.script import looks_like_script, run_script
-
-    if seed is not None:
-        manual_seed(seed)
-    constant_names = _split_names(constants)
-    if looks_like_script(target):
-        if values or constants:
-            raise GradvizError("-v and --const apply to expressions; a script sets its own values")
-        result = run_script(target)
-        output, named = result.output, result.tensors
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    for notice in loaded.notices:
+        click.echo(f"note: {notice}", err=True)
+    named = loaded.variables
+    if loaded.wrt is not None:
+        inputs = loaded.wrt
     else:
-        with np.errstate(all="ignore"):
-            built = build(target, [parse_assignment(v) for v in values],
-                          constants=constant_names, seed=seed, dtype=dtype)
-        for notice in built.notices:
-            click.echo(f"note: {notice}", err=True)
-        output, named = built.output, built.variables
-    names = _split_names(wrt) or [k for k, t in named.items() if isinstance(t, Tensor)
-                                  and t is not output and t.is_leaf and t.requires_grad]
-    for n in names:
-        if n not in named:
-            raise GradvizError(f"--wrt: no variable {n} (known: {', '.join(named) or 'none'})")
-        if not named[n].requires_grad:
-            raise GradvizError(f"--wrt {n}: {n} is a constant, so it has no gradient")
-    if not names:
+        inputs = [t for t in named.values() if isinstance(t, Tensor)
+                  and t is not loaded.output and t.is_leaf and t.requires_grad]
+    if not inputs:
         raise GradvizError("no variable requires grad: nothing to differentiate")
-    return output, [named[n] for n in names], names
+    names = [next(k for k, t in named.items() if t is x) for x in inputs]
+    return loaded, inputs, names
 
 
 COST_HELP = """Forward versus reverse accumulation, measured on the tape.
@@ -588,16 +648,13 @@ Examples:
 
 
 @main.command("cost", help=COST_HELP, no_args_is_help=True)
-@click.argument("expr", metavar="EXPR")
-@_graph_options
-@click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
-              help="The inputs (comma-separated; default: every variable that requires grad).")
+@_graph_inputs
 @click.option("--repeats", type=click.IntRange(1, 50), default=3, show_default=True,
               help="Timed runs of each mode; the best is kept.")
 @click.option("--plot", "plot_path", default=None, metavar="FILE",
               help="Also draw time against n for both modes (SVG, PNG or PDF; needs matplotlib).")
 def cost_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
-                 seed: int | None, dtype: str, wrt: tuple[str, ...], repeats: int,
+                 wrt: tuple[str, ...], seed: int | None, dtype: str, repeats: int,
                  plot_path: str | None) -> None:
     _run(lambda: _cost(expr, values, constants, seed, dtype, wrt, repeats, plot_path))
 
@@ -614,8 +671,9 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
     if plot_path is not None:  # before the measuring, which can take a while
         plot_format(plot_path)
         require_matplotlib("--plot")
-    output, inputs, names = _teach_graph(expr, values, constants, wrt, seed, dtype)
-    report = cost.measure(output, inputs, repeats=repeats)
+    loaded, inputs, names = _teach_graph(expr, values, constants, wrt, seed, dtype)
+    output = loaded.output
+    report = cost.measure(output, inputs, repeats=repeats, kept=loaded.kept)
     console = Console(highlight=False, soft_wrap=True)
     shapes = ", ".join(f"{n}{list(x.data.shape) if x.data.ndim else ''}"
                        for n, x in zip(names, inputs))
@@ -644,7 +702,8 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
     console.print(f"[bold]{escape(report.reason)}[/]")
     if plot_path is not None:
         from gradviz.teach.plot import cost_chart
-        ks, forward_times, reverse_time = cost.time_against_n(output, inputs, repeats=repeats)
+        ks, forward_times, reverse_time = cost.time_against_n(output, inputs, repeats=repeats,
+                                                              kept=loaded.kept)
         cost_chart(plot_path, ks, forward_times, reverse_time, report.m, title=expr)
         console.print(f"[green]wrote[/] {escape(plot_path)}")
     if not report.jacobians_equal:
@@ -726,16 +785,13 @@ Examples:
 
 
 @main.command("explain", help=EXPLAIN_HELP, no_args_is_help=True)
-@click.argument("expr", metavar="EXPR")
-@_graph_options
-@click.option("--wrt", "wrt", metavar="NAME", default=None,
-              help="The input (default: the only variable that requires grad).")
+@_graph_inputs
 @click.option("--index", "index", default=None, metavar="K",
               help="Which element of a vector input (flat K, or I,J for a matrix).")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
               help="Significant digits of the numbers shown.")
 def explain_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
-                    seed: int | None, dtype: str, wrt: str | None, index: str | None,
+                    wrt: tuple[str, ...], seed: int | None, dtype: str, index: str | None,
                     precision: int) -> None:
     _run(lambda: _explain(expr, values, constants, seed, dtype, wrt, index, precision))
 
@@ -765,18 +821,18 @@ def _index_error(text: str, shape: tuple, name: str) -> int:
 
 
 def _explain(expr: str, values: Sequence[str], constants: Sequence[str], seed: int | None,
-             dtype: str, wrt: str | None, index: str | None, precision: int) -> None:
+             dtype: str, wrt: Sequence[str], index: str | None, precision: int) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     from gradviz.teach.paths import MAX_LISTED, explain
 
-    output, inputs, names = _teach_graph(expr, values, constants, [wrt] if wrt else [], seed,
-                                         dtype)
+    loaded, inputs, names = _teach_graph(expr, values, constants, wrt, seed, dtype)
     if len(inputs) > 1:
-        raise GradvizError(f"choose the input with --wrt (one of {', '.join(names)})")
+        raise GradvizError(f"choose one input with --wrt (one of {', '.join(names)})")
     x = inputs[0]
-    result = explain(output, x, _flat_index(index, x.data.shape, names[0]))
+    result = explain(loaded.output, x, _flat_index(index, x.data.shape, names[0]),
+                     kept=loaded.kept)
     console = Console(highlight=False, soft_wrap=True)
 
     def num(v: float) -> str:

@@ -69,7 +69,7 @@ def test_a_vector_input_is_explained_per_element():
     (["x * x", "-v", "x=[1, 2]", "--index", "0"],
      "explain differentiates a scalar output, and this one has 2 elements: reduce it, "
      "e.g. sum(...)"),
-    (["x * y", "-v", "x=1", "-v", "y=2"], "choose the input with --wrt (one of x, y)"),
+    (["x * y", "-v", "x=1", "-v", "y=2"], "choose one input with --wrt (one of x, y)"),
 ])
 def test_explain_errors_are_one_line(args, message):
     result = run("explain", *args)

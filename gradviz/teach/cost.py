@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -116,11 +116,14 @@ def _forward_column(output: Tensor, x: Tensor, k: int, count: bool
     return column, evaluations, peak
 
 
-def _reverse_row(output: Tensor, inputs: Sequence[Tensor], i: int, count: bool
-                 ) -> tuple[np.ndarray, int, int]:
-    """One reverse pass from output component ``i``: (row, evaluations, peak adjoint bytes)."""
+def _reverse_row(output: Tensor, inputs: Sequence[Tensor], i: int, count: bool,
+                 kept: Mapping[int, Any] | None = None) -> tuple[np.ndarray, int, int]:
+    """One reverse pass from output component ``i``: (row, evaluations, peak adjoint bytes).
+
+    ``kept``: saved values a script's own ``backward()`` freed (see ``keep_saved``).
+    """
     p = BackwardPass(output, _unit(output.data.shape, i, output.dtype), inputs=list(inputs),
-                     retain_graph=True, accumulate=False)
+                     retain_graph=True, accumulate=False, kept=kept)
     evaluations = peak = 0
     if count:
         live: dict[int, int] = {}  # node id -> bytes of its (partial) adjoint, until visited
@@ -142,10 +145,14 @@ def _reverse_row(output: Tensor, inputs: Sequence[Tensor], i: int, count: bool
     return np.concatenate(parts), evaluations, peak
 
 
-def saved_bytes(output: Tensor) -> int:
+def saved_bytes(output: Tensor, kept: Mapping[int, Any] | None = None) -> int:
     """Bytes of the values the forward pass saved for backward (each array counted once)."""
-    arrays = {id(v): v for n in Tape(output).nodes if n.requires_grad
-              for v in (n.saved or ()) if isinstance(v, np.ndarray)}
+    kept = kept or {}
+    arrays = {}
+    for n in Tape(output).nodes:
+        saved = n.saved if n.saved is not None or id(n) not in kept else kept[id(n)][1]
+        if n.requires_grad:
+            arrays.update((id(v), v) for v in (saved or ()) if isinstance(v, np.ndarray))
     return sum(a.nbytes for a in arrays.values())
 
 
@@ -177,11 +184,13 @@ def _check(output: Tensor, inputs: Sequence[Tensor]) -> None:
                             "has none")
 
 
-def measure(output: Tensor, inputs: Sequence[Tensor], repeats: int = 3) -> CostReport:
+def measure(output: Tensor, inputs: Sequence[Tensor], repeats: int = 3,
+            kept: Mapping[int, Any] | None = None) -> CostReport:
     """Build d output / d inputs both ways and compare what each mode cost.
 
     The counting runs (rule evaluations, bytes) are separate from the timed
     runs, which build no steps and are repeated ``repeats`` times (best kept).
+    ``kept``: saved values a script's own ``backward()`` freed (``keep_saved``).
     """
     inputs = list(inputs)
     _check(output, inputs)
@@ -198,16 +207,16 @@ def measure(output: Tensor, inputs: Sequence[Tensor], repeats: int = 3) -> CostR
 
     rows, r_evaluations, r_peak = [], 0, 0
     for i in range(m):
-        row, evaluations, peak = _reverse_row(output, inputs, i, count=True)
+        row, evaluations, peak = _reverse_row(output, inputs, i, count=True, kept=kept)
         rows.append(row)
         r_evaluations += evaluations
         r_peak = max(r_peak, peak)
     reverse_jacobian = np.stack(rows, axis=0)
-    saved = saved_bytes(output)
+    saved = saved_bytes(output, kept)
 
     f_seconds = _timed(lambda: [_forward_column(output, x, k, count=False)
                                 for x, k in directions], repeats)
-    r_seconds = _timed(lambda: [_reverse_row(output, inputs, i, count=False)
+    r_seconds = _timed(lambda: [_reverse_row(output, inputs, i, count=False, kept=kept)
                                 for i in range(m)], repeats)
 
     difference = float(np.max(np.abs(forward_jacobian - reverse_jacobian), initial=0.0))
@@ -237,7 +246,8 @@ def _verdict(n: int, m: int, forward: ModeCost, reverse: ModeCost) -> tuple[str,
 
 
 def time_against_n(output: Tensor, inputs: Sequence[Tensor], points: int = 12,
-                   repeats: int = 3) -> tuple[list[int], list[float], float]:
+                   repeats: int = 3, kept: Mapping[int, Any] | None = None
+                   ) -> tuple[list[int], list[float], float]:
     """Measured time to get the derivatives along the first k input components, for k up to n.
 
     Forward mode needs k sweeps; reverse mode's m passes give all n components at
@@ -250,8 +260,8 @@ def time_against_n(output: Tensor, inputs: Sequence[Tensor], points: int = 12,
     ks = sorted({max(1, round(v)) for v in np.geomspace(1, n, num=min(points, n))})
     forward = [_timed(lambda k=k: [_forward_column(output, x, j, count=False)
                                    for x, j in directions[:k]], repeats) for k in ks]
-    reverse = _timed(lambda: [_reverse_row(output, inputs, i, count=False) for i in range(m)],
-                     repeats)
+    reverse = _timed(lambda: [_reverse_row(output, inputs, i, count=False, kept=kept)
+                              for i in range(m)], repeats)
     return ks, forward, reverse
 
 

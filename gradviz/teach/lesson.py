@@ -164,20 +164,31 @@ def commands(sample: Sample) -> list[str]:
     return out
 
 
-def run(sample: Sample, args: Sequence[str] = ()) -> dict[str, Any]:
-    """Run ``sample`` as ``python SCRIPT ARGS`` would (it prints); return its tensors by name.
+@dataclass
+class Ran:
+    """What running a sample left: its tensors by name, and the saved values its own
+    ``backward()`` calls freed, kept aside so that drawings can run their own pass."""
+
+    tensors: dict[str, Any]
+    kept: dict
+
+
+def run(sample: Sample, args: Sequence[str] = ()) -> Ran:
+    """Run ``sample`` as ``python SCRIPT ARGS`` would (it prints); return what it left.
 
     The nodes are labelled with the script's names, so diagrams of them read like the script.
     """
+    from gradviz.engine.backward import keep_saved
     from gradviz.frontends.script import run_script
 
     target = f"{sample.path}:{sample.diagrams[0].name}" if sample.diagrams else str(sample.path)
-    return run_script(target, argv=list(args)).tensors
+    with keep_saved() as kept:
+        result = run_script(target, argv=list(args))
+    return Ran(result.tensors, kept)
 
 
-def render(sample: Sample, tensors: dict[str, Any], folder: str | Path,
-           renderer: str = "auto") -> list[Path]:
-    """Draw each of ``sample``'s diagrams from the ``tensors`` a :func:`run` left, as SVG.
+def render(sample: Sample, ran: Ran, folder: str | Path, renderer: str = "auto") -> list[Path]:
+    """Draw each of ``sample``'s diagrams from what :func:`run` left, as SVG.
 
     Files are ``NN_NAME.svg`` in ``folder`` (created if needed), each written
     whole or not at all.  Returns the paths written.
@@ -193,10 +204,10 @@ def render(sample: Sample, tensors: dict[str, Any], folder: str | Path,
     chosen = resolve_renderer(renderer, "svg")
     written = []
     for d in sample.diagrams:
-        if d.name not in tensors:
+        if d.name not in ran.tensors:
             raise GradvizError(f"{sample.filename} names the diagram {d.name!r} but defines "
                                "no such tensor")
-        drawing = draw(tensors[d.name], roll=d.roll,
+        drawing = draw(ran.tensors[d.name], roll=d.roll, kept=ran.kept,
                        title=f"{sample.number} {sample.name}: {d.name}")
         path = folder / f"{sample.number}_{d.name}.svg"
         write_atomic(path, drawing.pipe("svg", chosen))

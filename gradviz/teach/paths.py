@@ -17,15 +17,15 @@ its consumers' adjoints times the local derivatives, once per node.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
 from gradviz.engine.backward import BackwardPass
+from gradviz.engine.shapes import fit_shape
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor, promote
 from gradviz.errors import AutogradError, GradvizValueError
-from gradviz.ops import fit_shape
 
 #: Paths listed one by one up to this many; beyond, only their count and the shared form.
 MAX_LISTED = 32
@@ -124,8 +124,12 @@ def _point_name(tape: Tape, node: Tensor, element: int) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in index)}]"
 
 
-def explain(output: Tensor, x: Tensor, index: int = 0) -> Explanation:
-    """The chain rule for ∂output/∂x[index] (``index`` flat), checked against a backward pass."""
+def explain(output: Tensor, x: Tensor, index: int = 0,
+            kept: Mapping[int, Any] | None = None) -> Explanation:
+    """The chain rule for ∂output/∂x[index] (``index`` flat), checked against a backward pass.
+
+    ``kept``: saved values a script's own ``backward()`` freed (see ``keep_saved``).
+    """
     if output.data.size != 1:
         raise GradvizValueError(f"explain differentiates a scalar output, and this one has "
                                 f"{output.data.size} elements: reduce it, e.g. sum(...)")
@@ -196,7 +200,7 @@ def explain(output: Tensor, x: Tensor, index: int = 0) -> Explanation:
         paths = _enumerate(source, target, out_of)
     total = sum(_product(p) for p in paths) if paths is not None else adjoints[source]
 
-    step = BackwardPass(output, inputs=[x], retain_graph=True, accumulate=False).run()
+    step = BackwardPass(output, inputs=[x], retain_graph=True, accumulate=False, kept=kept).run()
     engine = float(np.asarray(step.adjoint_of(x), dtype=np.float64).reshape(-1)[index])
     rtol = 1e-9 if output.dtype == np.float64 else 1e-4
     agrees = bool(np.isclose(total, engine, rtol=rtol, atol=rtol * 1e-3)) and \
