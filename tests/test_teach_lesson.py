@@ -165,3 +165,16 @@ def test_every_suggested_command_runs(tmp_path, monkeypatch):
             args += ["--renderer", "embedded"] if "--render" in args else []
         result = CliRunner().invoke(main, args[1:])
         assert result.exit_code == 0, (command, result.output)
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_sample_steps_with_the_printed_command(script):
+    sample = lesson.parse_sample(SAMPLES / script)
+    printed = run("lesson", sample.number).output.splitlines()[-1].strip()
+    args = shlex.split(printed)
+    assert args[:2] == ["gradviz", "step"]
+    result = CliRunner().invoke(main, args[1:] + ["--no-pause"])
+    assert result.exit_code == 0, (printed, result.output[-2000:])
+    assert "done: each input's gradient (what backward() leaves in .grad):" in result.output
+    if script == "01_dot_gradient.py":
+        assert result.output.rstrip().endswith("x (v0).grad = [0 2 4 6]")
