@@ -137,16 +137,24 @@ def _graph_inputs(command: Any) -> Any:
 @click.option("--max-elems", type=click.IntRange(min=2), default=6, show_default=True,
               help="Elements shown per array row before the middle is elided.")
 @click.option("--title", default=None, help="Title above the diagram (default: EXPR).")
+@click.option("--mode", type=click.Choice(["reverse", "forward"]), default="reverse",
+              show_default=True,
+              help="reverse: adjoints from one backward pass; forward: the tangents one "
+                   "forward sweep pushes up from the --wrt input.")
+@click.option("--direction", type=click.IntRange(min=0), default=None, metavar="K",
+              help="Forward mode: push the tangent of component K of the input alone "
+                   "(default: every component at once, direction ones).")
 def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
                    theme: str, legend: bool, roll: bool, max_nodes: int, precision: int,
-                   max_elems: int, title: str | None) -> None:
+                   max_elems: int, title: str | None, mode: str, direction: int | None) -> None:
     _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
                               precision=precision, max_elems=max_elems,
-                              title=title if title is not None else _title(expr))))
+                              title=title if title is not None else _title(expr),
+                              mode=mode, direction=direction)))
 
 
 STEP_HELP = """Step through backpropagation one node at a time.
@@ -444,6 +452,11 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     for notice in loaded.notices:
         console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     output, named = loaded.output, loaded.variables
+    if options["mode"] == "forward" and (not loaded.wrt or len(loaded.wrt) != 1):
+        raise GradvizError("--mode forward pushes tangents from one input: name it with "
+                           "--wrt NAME")
+    if options["direction"] is not None and options["mode"] != "forward":
+        raise GradvizError("--direction applies to --mode forward")
     # Every adjoint drawn comes from the drawing's own pass from `output`.
     drawing = draw(output, wrt=loaded.wrt, kept=loaded.kept, **options)
     for warning in drawing.warnings:
@@ -489,11 +502,15 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
         return escape(array_str(arr, indent=0).strip())
 
     name = output.label or "out"
+    forward = drawing.prepared is not None and drawing.prepared.mode == "forward"
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("")
     table.add_column("value")
-    table.add_column(escape(f"∂{name}/∂·"))
-    table.add_row(f"[bold]{escape(name)}[/]", text(output.data), "")
+    # Forward mode: each tensor's tangent along the direction, the output's included.
+    table.add_column(escape(f"∂·/∂{drawing.prepared.direction}" if forward else f"∂{name}/∂·"))
+    tangent = drawing.adjoint_of(output) if forward else None
+    table.add_row(f"[bold]{escape(name)}[/]", text(output.data),
+                  "" if tangent is None else text(tangent))
     for key, t in named.items():
         # Only what is drawn, with the adjoints of the drawing's own pass.
         if not isinstance(t, Tensor) or t is output or t not in drawing.tape:

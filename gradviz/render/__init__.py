@@ -18,6 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from gradviz.engine.backward import BackwardPass, Step, saved_freed
+from gradviz.engine.forward import ForwardSweep
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizValueError
@@ -27,7 +28,8 @@ from gradviz.render.files import write_atomic
 from gradviz.render.model import GraphView, PassState, build_view
 from gradviz.render.values import has_nonfinite
 
-__all__ = ["Drawing", "Prepared", "draw", "prepare", "finish", "render", "render_svg",
+__all__ = ["Drawing", "Prepared", "draw", "prepare", "prepare_forward", "finish", "render",
+           "render_svg",
            "write_atomic", "format_from_path"]
 
 
@@ -48,7 +50,9 @@ class Drawing:
     def adjoint_of(self, node: Tensor) -> Any:
         """``node``'s adjoint in this drawing's own pass (None: not reached, or no pass)."""
         if self._adjoints is None:
-            self._adjoints = {id(s.node): s.adjoint for s in self.steps or ()}
+            sweep = self.prepared.sweep if self.prepared is not None else None
+            self._adjoints = dict(sweep.adjoints) if sweep is not None else \
+                {id(s.node): s.adjoint for s in self.steps or ()}
         return self._adjoints.get(id(node))
 
     @property
@@ -85,9 +89,15 @@ class Prepared:
     history: Any = None
     notes: list[str] = field(default_factory=list)
     unavailable: str | None = None
+    # Forward mode (prepare_forward): one finished sweep's tangents in place of adjoints.
+    mode: str = "reverse"
+    sweep: PassState | None = None
+    direction: str = ""     # what the tangents are taken along, "x", "x[2]" or "x·1"
 
     def state(self, k: int | None = None) -> PassState | None:
         """The pass as of step ``k`` (None: finished); None if no pass was run."""
+        if self.sweep is not None:
+            return self.sweep
         if self.steps is None:
             if self.unavailable is None:
                 return None
@@ -138,11 +148,57 @@ def prepare(output: Tensor, *, wrt: Sequence[Tensor] | None = None, backprop: bo
     return Prepared(tape, output, steps, bp.pruned(), bp.history, notes)
 
 
+def prepare_forward(output: Tensor, x: Tensor, direction: int | None = None) -> Prepared:
+    """Run one forward sweep from input ``x`` (the engine's ``ForwardSweep``, as ``jvp()``).
+
+    The tangents pushed up, ∂node/∂x·d, stand where reverse mode draws adjoints,
+    and each edge carries its JVP contribution.  ``d`` is the unit vector of
+    component ``direction`` of ``x``, or ones (every component at once) if None.
+    Nodes that do not depend on ``x`` are pruned.
+    """
+    if not isinstance(output, Tensor):
+        raise GradvizValueError(f"render expects a Tensor, got {type(output).__name__}")
+    tape = Tape(output)
+    name = tape.name(x) if x in tape else (x.label or "the input")
+    if x not in tape:
+        raise GradvizValueError(f"{name} is not in the graph of {tape.name(output)}")
+    if not x.requires_grad:
+        raise GradvizValueError(f"{name} does not require grad: no tangent flows from it")
+    size = x.data.size
+    seed = np.ones_like(x.data)
+    notes = []
+    if direction is None:
+        along = name if size == 1 else f"{name}·1"
+        if size > 1:
+            notes.append(f"direction: ones, every component of {name} at once "
+                         "(--direction K for one)")
+    else:
+        if not 0 <= direction < size:
+            raise GradvizValueError(f"direction {direction}: {name} has {size} components "
+                                    f"(0 to {size - 1})")
+        seed = np.zeros_like(x.data)
+        seed.reshape(-1)[direction] = 1
+        along = name if size == 1 else \
+            f"{name}[{', '.join(map(str, np.unravel_index(direction, x.data.shape)))}]"
+    sweep = ForwardSweep(output, {x: seed})
+    state = PassState(pruned=sweep.pruned(), finished=True)
+    for step in sweep:
+        state.adjoints[id(step.node)] = step.tangent
+        state.done.add(id(step.node))
+        for e in step.edges:
+            if e.value is not None:
+                state.carries.add((id(step.node), e.slot))
+                state.flowed[(id(step.node), e.slot)] = e.value
+    notes.insert(0, f"forward mode: tangents ∂v/∂{along} pushed up from {name}, one sweep")
+    return Prepared(tape, output, None, state.pruned, notes=notes, mode="forward",
+                    sweep=state, direction=along)
+
+
 def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
          legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
          max_elems: int = 6, title: str | None = None, backprop: bool = True,
-         kept: Any = None) -> Drawing:
+         kept: Any = None, mode: str = "reverse", direction: int | None = None) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -159,6 +215,9 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         backprop: run a backward pass to show adjoints (default).  Every adjoint
             and contribution drawn comes from that one pass, from ``output``.
         kept: saved values a script's own ``backward()`` freed, kept aside.
+        mode: ``"reverse"`` (adjoints, one backward pass) or ``"forward"``: the
+            tangents one forward sweep pushes up from the single input ``wrt``
+            (see :func:`prepare_forward`; ``direction`` picks one component).
     """
     _check_choice("show", show, SHOW)
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
@@ -167,11 +226,21 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     if max_nodes < 2:
         raise GradvizValueError(f"max_nodes must be at least 2 (the output and one more box), "
                                 f"got {max_nodes}")
-    prepared = prepare(output, wrt=wrt, backprop=backprop and show == "all", kept=kept)
+    _check_choice("mode", mode, ("reverse", "forward"))
+    if mode == "forward":
+        if not wrt or len(wrt) != 1:
+            raise GradvizValueError("forward mode pushes tangents from one input: "
+                                    "give it as wrt (--wrt NAME)")
+        prepared = prepare_forward(output, wrt[0], direction)
+    elif direction is not None:
+        raise GradvizValueError("a direction applies to forward mode (--mode forward)")
+    else:
+        prepared = prepare(output, wrt=wrt, backprop=backprop and show == "all", kept=kept)
     if show != "all":
         prepared.notes.clear()
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
-                  legend=legend, precision=precision, max_elems=max_elems, title=title)
+                  legend=legend, precision=precision, max_elems=max_elems, title=title,
+                  mode=prepared.mode, along=prepared.direction)
     return finish(prepared, prepared.view(roll=roll, max_nodes=max_nodes,
                                           adjoints=show == "all"), style)
 

@@ -120,6 +120,10 @@ class Style:
     precision: int = 4
     max_elems: int = 6
     title: str | None = None
+    # Forward mode draws tangents ∂v/∂along (the input, or one of its components)
+    # where reverse mode draws adjoints ∂out/∂v.
+    mode: str = "reverse"
+    along: str = ""
     font: str = "Helvetica"
     mono: str = "Courier"
 
@@ -167,7 +171,8 @@ def node_label(v: NodeView, output_name: str, style: Style) -> str:
 
 def adjoint_text(v: NodeView, output_name: str, style: Style) -> str:
     """The adjoint line(s) of a box: the value, partial while pending, or why there is none."""
-    head = f"∂{output_name}/∂{v.name}"
+    head = f"∂{v.name}/∂{style.along}" if style.mode == "forward" else \
+        f"∂{output_name}/∂{v.name}"
     if v.adjoint is None:
         if v.state == WAITING:
             return f"{head}  not reached yet"
@@ -193,10 +198,12 @@ def node_tooltip(v: NodeView, style: Style) -> str:
         lines.append(f"grad_fn: {v.grad_fn}")
     lines.append(f"shape: {format_shape(v.value)}")
     lines.append("value: " + format_array(v.value, 6, 12))
+    forward = style.mode == "forward"
     if v.adjoint is not None:
-        lines.append("adjoint: " + format_array(np.asarray(v.adjoint), 6, 12))
+        lines.append(("tangent: " if forward else "adjoint: ")
+                     + format_array(np.asarray(v.adjoint), 6, 12))
     if v.reason:
-        lines.append(f"no gradient: {v.reason}")
+        lines.append(f"{'no tangent' if forward else 'no gradient'}: {v.reason}")
     if v.repeat > 1:
         lines.append(f"{v.repeat} repeated nodes rolled into one ({v.id})")
     return "\n".join(lines)
@@ -293,7 +300,8 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
             attrs.update(arrowhead="tee")
         tip = f"{e.src} → {e.dst} (input {e.slot})"
         if e.contribution is not None:
-            tip += "\ncontribution to the adjoint of " + e.src + ": " + format_array(
+            tip += (f"\ncontribution to the tangent of {e.dst}: " if style.mode == "forward"
+                    else f"\ncontribution to the adjoint of {e.src}: ") + format_array(
                 np.asarray(e.contribution), 6, 12)
         elif e.cut:
             tip += "\nno gradient flows through this op"
@@ -317,7 +325,8 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
             attrs = dict(theme.styles[k])
             attrs.update(shape="box", fontname=style.font, fontsize="10", margin="0.08,0.03",
                          height="0.3")
-            c.node(f"legend_{k}", escape_text(LEGEND[k]), id=f"legend_{k}", **attrs)
+            text = "pruned: no tangent" if k == PRUNED and style.mode == "forward" else LEGEND[k]
+            c.node(f"legend_{k}", escape_text(text), id=f"legend_{k}", **attrs)
         states = [s for s in STATE_LEGEND if any(v.state == s for v in view.nodes)]
         for state in states:
             attrs = dict(theme.styles[OP])
@@ -327,7 +336,11 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
             c.node(f"legend_{state}", escape_text(STATE_LEGEND[state]), id=f"legend_{state}",
                    **attrs)
         notes = []
-        if mode == "contribution":
+        if mode == "contribution" and style.mode == "forward":
+            notes.append("edge label: what flowed up along the edge\n"
+                         "(local derivative × the input's tangent);\n"
+                         "a node's tangent is the sum of what flowed into it")
+        elif mode == "contribution":
             notes.append("edge label: what flowed back along the edge\n"
                          "(upstream adjoint × local derivative);\n"
                          "a node's adjoint is the sum of what flowed into it")
@@ -337,7 +350,8 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
             notes.append("grey edge: its contribution flows at a later step")
         if mode == "contribution" and any(e.count > 1 for e in view.edges):
             notes.append("Σn: summed over the n steps of a rolled box")
-        notes.append("dashed: pruned, no gradient flows")
+        notes.append("dashed: not downstream of the input, no tangent flows"
+                     if style.mode == "forward" else "dashed: pruned, no gradient flows")
         c.node("legend_notes", graphviz.nohtml(escape_text("\n".join(notes))), shape="plaintext",
                fontname=style.font, fontsize="10", fontcolor=theme.font, id="legend_notes",
                style="")
