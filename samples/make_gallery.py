@@ -29,6 +29,11 @@ EXAMPLES = [
                              "--title", "the lesson's f(a): while b.norm() < 1000: b = b * 2"]),
     ("wrt_pruned", ["sin(a) * b + exp(c)", "-v", "a=0.5", "-v", "b=2", "-v", "c=[1, 2]",
                     "--wrt", "a", "--theme", "dark"]),
+    # The lesson's two accumulation orders on one graph: tangents up, adjoints down.
+    ("forward_mode", ["log(x1) + x1 * x2 - sin(x2)", "-v", "x1=2", "-v", "x2=5",
+                      "--mode", "forward", "--wrt", "x1", "--title", "forward: ∂v/∂x1, one sweep"]),
+    ("reverse_mode", ["log(x1) + x1 * x2 - sin(x2)", "-v", "x1=2", "-v", "x2=5",
+                      "--title", "reverse: ∂out/∂v, one pass"]),
 ]
 
 

@@ -42,6 +42,9 @@ SECTIONS: tuple[Section, ...] = (
         ('gradviz render "y = x * x; u = detach(y); z = u * x; sum(z)" -v x="arange(4)" '
          "--show structure",
          "2.1 explicit construction: the formula first, values after"),
+        ('gradviz render "log(x1) + x1 * x2 - sin(x2)" -v x1=2 -v x2=5 --mode forward '
+         "--wrt x1 -o forward.svg",
+         "2.2 forward accumulation drawn: tangents pushed up from x1 (without --mode: reverse)"),
         ('gradviz check "relu(x)" -v x="[-1, 0, 1]"',
          "2: numerical differentiation (finite differences) against autograd; kinks flagged"),
         ('gradviz cost "sum(x * x)" -v x="ones(1000)"',
