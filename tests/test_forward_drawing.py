@@ -92,7 +92,8 @@ def test_cli_direction_picks_one_component(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--mode", "forward"], "--mode forward pushes tangents from one input: name it with --wrt NAME"),
+    (["--mode", "forward"],
+     "--mode forward pushes tangents from one input: name it with --wrt NAME"),
     (["--mode", "forward", "--wrt", "x", "--direction", "3"],
      "direction 3: x has 3 components (0 to 2)"),
     (["--direction", "1"], "--direction applies to --mode forward"),

@@ -1,4 +1,4 @@
-"""``gradviz cost`` (forward vs reverse, measured) and ``gradviz plot`` (f and df/dx), as users meet them."""
+"""``gradviz cost`` (forward vs reverse, measured) and ``gradviz plot`` (f and df/dx), as used."""
 
 from __future__ import annotations
 

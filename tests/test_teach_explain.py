@@ -26,7 +26,8 @@ def test_paths_of_the_chain_rule_example_with_their_factors():
     out = result.output
     assert "4 paths from x to out" in out
     y = x * x
-    # Factors by hand: ∂y/∂x per operand = x, ∂sin(y)/∂y = cos y, ∂(v2·y)/∂v2 = y, ∂(v2·y)/∂y = sin y.
+    # Factors by hand: ∂y/∂x per operand = x, ∂sin(y)/∂y = cos y,
+    # ∂(v2·y)/∂v2 = y, ∂(v2·y)/∂y = sin y.
     products = [float(v) for v in re.findall(r"^     = .* = (\S+)$", out, re.M)]
     assert products == pytest.approx([x * np.cos(y) * y, x * np.sin(y)] * 2, rel=1e-11)
     assert "  1. ∂y/∂x (operand 1) · ∂v2/∂y · ∂out/∂v2" in out

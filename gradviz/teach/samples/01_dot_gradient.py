@@ -7,7 +7,7 @@ and y.backward() walks that tape in reverse to fill x.grad.
 Answers Q5: x.grad is None until backward() runs: gradients cost work, so none is computed
     until asked for.
 Diagrams: y
-Run it:  gradviz lesson 01   (or  python 01_dot_gradient.py  in this folder)
+Run it:  gradviz lesson 01   (or  python 01_dot_gradient.py  here)
 """
 
 import gradviz as gv

@@ -14,7 +14,7 @@ gradient is 2x = [0, 2, 4, 6], so the result without zero_() is really
 Answers Q3: backward() adds into .grad (a big batch can be processed in pieces), so zero_()
     clears it.
 Diagrams: y
-Run it:  gradviz lesson 02   (or  python 02_accumulation.py  in this folder)
+Run it:  gradviz lesson 02   (or  python 02_accumulation.py  here)
 """
 
 import gradviz as gv

@@ -8,7 +8,7 @@ vector of ones as the starting gradient: y.backward(gv.ones(len(x))).
 Answers Q4: backward() starts from a scalar (a loss); for a vector y, y.backward(gradient=v)
     gives vᵀ·(dy/dx).
 Diagrams: y
-Run it:  gradviz lesson 03   (or  python 03_hadamard_sum.py  in this folder)
+Run it:  gradviz lesson 03   (or  python 03_hadamard_sum.py  here)
 """
 
 import gradviz as gv

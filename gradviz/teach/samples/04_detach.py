@@ -6,7 +6,7 @@ as a constant.  Then z = u * x has dz/dx = u, not 3x² as it would for x³.
 graph, so y.sum().backward() still gives 2x.
 
 Diagrams: z, y
-Run it:  gradviz lesson 04   (or  python 04_detach.py  in this folder)
+Run it:  gradviz lesson 04   (or  python 04_detach.py  here)
 """
 
 import gradviz as gv

@@ -18,7 +18,7 @@ PyTorch prints exactly the same (try a = -0.33).  The gradient itself is exact.
 Answers Q1: explicit construction writes the formula first (gradviz render "FORMULA" --show
     structure); implicit construction records what Python ran, as here: the same graph.
 Diagrams: d --roll
-Run it:  gradviz lesson 05 [SEED]   (or  python 05_control_flow.py [SEED]  in this folder)
+Run it:  gradviz lesson 05 [SEED]   (or  python 05_control_flow.py [SEED]  here)
 """
 
 import sys

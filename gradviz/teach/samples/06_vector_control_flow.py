@@ -15,7 +15,7 @@ vector whose sum was negative (the `100 * b` branch) and whose norm is in
 Answers Q6: frameworks do differentiate vectors: d.backward() needs a gradient= argument, or
     a scalar d.sum().
 Diagrams: d --roll
-Run it:  gradviz lesson 06 [SEED]   (or  python 06_vector_control_flow.py [SEED]  in this folder)
+Run it:  gradviz lesson 06 [SEED]   (or  python 06_vector_control_flow.py [SEED]  here)
 """
 
 import sys

@@ -13,7 +13,7 @@ that gives k = 10 and x = -3311.5398 / 2048 = -1.61697...  Using that x
 reproduces the printed gradient.
 
 Diagrams: y --roll
-Run it:  gradviz lesson 07 [SEED]   (or  python 07_redesigned_control_flow.py [SEED]  in this folder)
+Run it:  gradviz lesson 07 [SEED]   (or  python 07_redesigned_control_flow.py [SEED]  here)
 """
 
 import sys

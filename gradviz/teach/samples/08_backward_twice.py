@@ -14,7 +14,7 @@ as 0.3, doubles 12 times in total (b = a * 2 then 11 more), so dd/da = 4096.
 Answers Q2: the forward pass runs once and stores what backward needs; backward() uses those
     values, then frees them.
 Diagrams: d --roll
-Run it:  gradviz lesson 08   (or  python 08_backward_twice.py  in this folder)
+Run it:  gradviz lesson 08   (or  python 08_backward_twice.py  here)
 """
 
 import gradviz as gv

@@ -10,7 +10,7 @@ otherwise (matplotlib is optional) a table of values is printed.  `gradviz plot 
 --x -20:20:0.1` draws the same chart for any elementwise expression.
 
 Diagrams: y
-Run it:  gradviz lesson 09 [PLOT.png]   (or  python 09_sin_derivative.py [PLOT.png]  in this folder)
+Run it:  gradviz lesson 09 [PLOT.png]   (or  python 09_sin_derivative.py [PLOT.png]  here)
 """
 
 import sys

@@ -13,7 +13,7 @@ and counts the nodes on each tape (gradviz.Tape) and the steps of each
 backward pass (gradviz.BackwardPass).
 
 Diagrams: first
-Run it:  gradviz lesson 10   (or  python 10_second_derivative.py  in this folder)
+Run it:  gradviz lesson 10   (or  python 10_second_derivative.py  here)
 """
 
 import gradviz as gv

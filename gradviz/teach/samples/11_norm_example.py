@@ -7,7 +7,7 @@ Example 2 (with a matrix), X is m x n, w an n-vector, y an m-vector:
     z = ||Xw - y||²,   dz/dw = 2 (Xw - y)ᵀ X,  i.e. the vector 2 Xᵀ (Xw - y)
 
 Diagrams: z
-Run it:  gradviz lesson 11   (or  python 11_norm_example.py  in this folder)
+Run it:  gradviz lesson 11   (or  python 11_norm_example.py  here)
 """
 
 import gradviz as gv

@@ -12,7 +12,7 @@ forward mode (gradviz.jvp wraps it like torch.func.jvp), gradviz.BackwardPass
 the reverse mode; both are iterated step by step so we can count the steps.
 
 Diagrams: z
-Run it:  gradviz lesson 12   (or  python 12_forward_vs_reverse.py  in this folder)
+Run it:  gradviz lesson 12   (or  python 12_forward_vs_reverse.py  here)
 """
 
 import numpy as np
