@@ -637,7 +637,7 @@ def _teach_graph(expr: str, values: Sequence[str], constants: Sequence[str],
         inputs = loaded.wrt
     else:
         inputs = [t for t in named.values() if isinstance(t, Tensor)
-                  and t is not loaded.output and t.is_leaf and t.requires_grad]
+                  and t.is_leaf and t.requires_grad]
     if not inputs:
         raise GradvizError("no variable requires grad: nothing to differentiate")
     names = [next(k for k, t in named.items() if t is x) for x in inputs]
@@ -869,6 +869,10 @@ def _explain(expr: str, values: Sequence[str], constants: Sequence[str], seed: i
                       "them all)")
     else:
         for i, path in enumerate(result.paths, 1):
+            if not path:
+                console.print(f"  {i}. the empty path: {escape(src)} is the output, "
+                              "an empty product = 1")
+                continue
             factors = " · ".join(result.factor_name(e) for e in path)
             console.print(f"  {i}. {escape(factors)}")
             console.print(f"     = {' · '.join(num(e.value) for e in path)} "

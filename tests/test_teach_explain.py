@@ -125,3 +125,10 @@ def test_random_graph_through_the_cli():
                  "--const", "c", "--index", "2", "--dtype", "float64")
     assert result.exit_code == 0, result.output
     assert "✓ equal" in result.output
+
+
+def test_the_input_itself_is_one_empty_path():
+    result = run("explain", "x", "-v", "x=2")
+    assert result.exit_code == 0, result.output
+    assert "  1. the empty path: x is the output, an empty product = 1" in result.output
+    assert "the backward pass gives ∂x/∂x = 1  ✓ equal" in result.output

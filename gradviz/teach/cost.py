@@ -234,15 +234,20 @@ def _verdict(n: int, m: int, forward: ModeCost, reverse: ModeCost) -> tuple[str,
     times = (f"(measured: forward {format_seconds(forward.seconds)}, "
              f"reverse {format_seconds(reverse.seconds)})")
     if max(n, m) <= 1.25 * min(n, m):
-        return "even", (f"about even: n = {n} inputs and m = {m} outputs are close, so forward "
-                        f"mode's {n} sweeps and reverse mode's {m} passes cost alike {times}")
+        return "even", (f"about even: n = {_plural(n, 'input')} and m = {_plural(m, 'output')} "
+                        f"are close, so forward mode's {_plural(n, 'sweep')} and reverse mode's "
+                        f"{_plural(m, 'pass', 'passes')} cost alike {times}")
     if m < n:
         return "reverse", (f"reverse is cheaper here: one pass per output gives every input's "
-                           f"derivative, so m = {m} pass{'es' if m > 1 else ''} against forward "
+                           f"derivative, so m = {_plural(m, 'pass', 'passes')} against forward "
                            f"mode's n = {n} sweeps, one per input {times}")
     return "forward", (f"forward is cheaper here: one sweep per input gives every output's "
-                       f"derivative, so n = {n} sweep{'s' if n > 1 else ''} against reverse "
+                       f"derivative, so n = {_plural(n, 'sweep')} against reverse "
                        f"mode's m = {m} passes, one per output {times}")
+
+
+def _plural(count: int, noun: str, nouns: str | None = None) -> str:
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def time_against_n(output: Tensor, inputs: Sequence[Tensor], points: int = 12,
