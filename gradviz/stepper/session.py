@@ -114,6 +114,7 @@ class Session:
         self.history = self.prepared.history
         self.pruned = self.prepared.pruned
         self.names = {id(n): self.tape.name(n) for n in self.tape.nodes}
+        self._formulas: dict[int, str] = {}
         self.inputs = [n for n in self.tape.nodes if self._is_grad_input(n, wrt)]
 
     def _is_grad_input(self, n: Tensor, wrt: Sequence[Tensor] | None) -> bool:
@@ -137,6 +138,12 @@ class Session:
 
     def formula(self, node: Tensor) -> str:
         """The node's equation in the tape's terms: ``v2 = v0 * v1`` (user names where given)."""
+        cached = self._formulas.get(id(node))
+        if cached is None:
+            cached = self._formulas[id(node)] = self._formula(node)
+        return cached
+
+    def _formula(self, node: Tensor) -> str:
         if node.op is None:
             return "input" if node.requires_grad else "constant"
         args = [self.names.get(id(x)) or _constant_text(x) for x in node.inputs]
