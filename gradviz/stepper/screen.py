@@ -26,6 +26,8 @@ STYLES = {CURRENT: "bold reverse magenta", DONE: "green", PENDING: "bold yellow"
 STATUS_WORDS = {CURRENT: "current", DONE: "done", PENDING: "pending", NOT_REACHED: "not reached",
                 PRUNED: "pruned"}
 #: The table says why a node is pruned in a word or two (the transcript says it in full).
+#: Marks the one input of a node, drawn under it without indenting further.
+CHAIN = "↳ "
 #: Beyond this many nodes the graph panel is a scrolling list instead of a tree.
 TREE_LIMIT = 60
 
@@ -46,6 +48,10 @@ HELP = """[bold]Keys[/]
   uses it has been visited).  For each input it multiplies that adjoint by the
   local derivative and adds the result into the input's adjoint.  An input used
   twice receives two contributions that add up.
+
+[bold]Memory[/]  saved values are freed as the pass goes (retain_graph=False); the
+  tape keeps every forward value for display, so freeing a saved value that is
+  one of them releases nothing: "released" counts what was really given back.
 
 [bold]Marks[/]  ▶ current  ✓ done  ◐ pending (partial adjoint, waits for its other
   consumers)  · not reached yet  ✗ pruned (no gradient flows: see the reason)"""
@@ -140,7 +146,20 @@ class Viewer:
         frame = session.frame(self.k)
         head = self._header(frame)
         footer = self._footer(frame)
-        room = max(3, height - len(head) - len(footer) - 2)  # the panels' borders
+        # The chain rule lines wrap when the screen has room for them; the panels get
+        # what they need of the rest, and no more.
+        wrapped = [-(-cell_len(line.plain) // max(width, 1)) or 1 for line in head]
+        graph_needed = len(graph_lines(session, fmt, frame, self.show_values,
+                                       self.breakpoints)[0])
+        needed = max(graph_needed, len(frame.rows) + 1)
+        spare = height - len(footer) - 2 - sum(wrapped)
+        if spare >= min(needed, 8):
+            for line in head:
+                line.no_wrap = False
+            head_rows = sum(wrapped)
+        else:
+            head_rows = len(head)
+        room = max(3, min(needed, height - head_rows - len(footer) - 2))  # 2: the borders
         graph = graph_panel(session, fmt, frame, self.show_values, room, self.breakpoints)
         table_width = max(40, width * 5 // 9)
         table = table_panel(session, fmt, frame, room, table_width)
@@ -149,8 +168,8 @@ class Viewer:
         screen = Layout()
         body = Layout(name="body", size=room + 2)
         body.split_row(Layout(graph), Layout(table, size=table_width))
-        screen.split_column(Layout(Group(*head), size=len(head)), body,
-                            Layout(Group(*footer), size=len(footer)))
+        screen.split_column(Layout(Group(*head), size=head_rows), body,
+                            Layout(Group(*footer), size=len(footer)), Layout(Text(" ")))
         return screen
 
     def _header(self, frame: Frame) -> list[Any]:
@@ -256,8 +275,9 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
     """The DAG as an indented tree from the output, inputs below their consumers.
 
     A node used by several consumers is drawn once; later uses point back to it
-    (``↑ v0``) instead of copying its subtree.  Returns the lines and the index
-    of the current node's line.
+    (``↑ v0``) instead of copying its subtree, and the single input of a node
+    follows it on the next line (``↳``), so a long chain does not run off to
+    the right.  Returns the lines and the index of the current node's line.
     """
     rows = {id(r.node): r for r in frame.rows}
     lines: list[Text] = []
@@ -288,7 +308,13 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
         line.overflow = "ellipsis"
         lines.append(line)
         inputs = [x for x in node.inputs if id(x) in rows]
-        child_lead = "" if not branch else lead + ("    " if branch == "└── " else "│   ")
+        if branch in ("", CHAIN):  # the root, or a link of a chain: its inputs stay in line
+            child_lead = lead
+        else:
+            child_lead = lead + ("    " if branch == "└── " else "│   ")
+        if len(inputs) == 1:  # a chain (b = b * 2 in a loop) goes down, not ever further right
+            stack.append((inputs[0], child_lead, CHAIN))
+            continue
         for i, x in reversed(list(enumerate(inputs))):
             stack.append((x, child_lead, "└── " if i == len(inputs) - 1 else "├── "))
     return lines, focus
