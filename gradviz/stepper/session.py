@@ -113,7 +113,14 @@ class Session:
         self.steps: list[Step] = self.prepared.steps
         self.history = self.prepared.history
         self.pruned = self.prepared.pruned
-        self.names = {id(n): self.tape.name(n) for n in self.tape.nodes}
+        # Unnamed scalar constants (the 2 of `b * 2`) read better inside formulas than as
+        # nodes of their own, as in the diagrams.
+        self.folded = {id(n) for n in self.tape.nodes
+                       if n.op is None and not n.requires_grad and n.data.ndim == 0
+                       and n.label is None and n is not output}
+        self.names = {id(n): self.tape.name(n) if id(n) not in self.folded else _constant_text(n)
+                      for n in self.tape.nodes}
+        self._formulas: dict[int, str] = {}
         self.inputs = [n for n in self.tape.nodes if self._is_grad_input(n, wrt)]
 
     def _is_grad_input(self, n: Tensor, wrt: Sequence[Tensor] | None) -> bool:
@@ -137,9 +144,15 @@ class Session:
 
     def formula(self, node: Tensor) -> str:
         """The node's equation in the tape's terms: ``v2 = v0 * v1`` (user names where given)."""
+        cached = self._formulas.get(id(node))
+        if cached is None:
+            cached = self._formulas[id(node)] = self._formula(node)
+        return cached
+
+    def _formula(self, node: Tensor) -> str:
         if node.op is None:
             return "input" if node.requires_grad else "constant"
-        args = [self.names.get(id(x)) or _constant_text(x) for x in node.inputs]
+        args = [self.names[id(x)] for x in node.inputs]
         return node.op.format(args, node.params)
 
     def equation(self, node: Tensor) -> str:
@@ -176,6 +189,8 @@ class Session:
         rows = []
         for node in self.tape.nodes:
             key = id(node)
+            if key in self.folded:
+                continue
             reason = self.pruned.get(node)
             if reason is None and not node.requires_grad:
                 reason = "constant"
@@ -225,7 +240,7 @@ class Session:
     def gradients(self) -> list[tuple[str, Any]]:
         """Each input's gradient at the end: what ``backward()`` leaves in ``.grad``."""
         final = {id(s.node): s.adjoint for s in self.steps}
-        return [(self.label(x), final.get(id(x))) for x in self.inputs]
+        return [(self.name(x), final.get(id(x))) for x in self.inputs]
 
 
 def _jacobian(out_shape: tuple, in_shape: tuple) -> str:

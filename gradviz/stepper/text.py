@@ -7,6 +7,7 @@ rule on each input edge with numbers, every node's status, and memory.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,8 @@ class Formatter:
     @staticmethod
     def bar(name: str) -> str:
         """``x̄``: the adjoint of ``name``, d(output)/d(name) (a macron over its first letter)."""
-        return name[0] + "\u0304" + name[1:]
+        # NFC: precomposed where Unicode has it (ā), so the text can be searched as typed.
+        return unicodedata.normalize("NFC", name[0] + "\u0304" + name[1:])
 
     def chain_rule(self, frame: Frame, e: EdgeLine) -> str:
         """``x̄ += v̄2 · ∂v2/∂x = 1 · 3 = 3``, or why nothing flows."""
@@ -60,15 +62,16 @@ class Formatter:
 
     def memory(self, m: Memory, short: bool = False) -> str:
         """Saved values held and freed so far, saying how much freeing really released."""
-        held = f"saved for backward {_bytes(m.held_released + m.held_aliased)} held"
+        held = _bytes(m.held_released + m.held_aliased)
         if m.retain_graph:
-            return held + " (retain_graph=True: kept for another pass)"
-        freed = m.freed_released + m.freed_aliased
-        text = f"{held} · {_bytes(freed)} freed"
+            return f"saved for backward {held} held (retain_graph=True: kept for another pass)"
+        freed = _bytes(m.freed_released + m.freed_aliased)
+        if short:
+            return (f"{held} saved for backward held · {freed} freed, "
+                    f"{_bytes(m.freed_released)} of it released")
+        text = f"saved for backward {held} held · {freed} freed"
         if m.freed_aliased:
-            text += (f" ({_bytes(m.freed_released)} released; the rest are values the tape "
-                     "keeps)" if short else
-                     f" ({_bytes(m.freed_aliased)} were forward values the tape keeps for "
+            text += (f" ({_bytes(m.freed_aliased)} were forward values the tape keeps for "
                      f"display: {_bytes(m.freed_released)} released)")
         return text
 
