@@ -34,7 +34,7 @@ def _script(tmp_path: Path, body: str) -> Path:
 
 
 def test_the_detach_lesson_draws_the_truth_for_z():
-    loaded = load(str(REPO / "samples" / "lesson" / "04_detach.py") + ":z")
+    loaded = load(str(REPO / "gradviz" / "teach" / "samples" / "04_detach.py") + ":z")
     adj = _adjoints(draw(loaded.output, kept=loaded.kept))
     np.testing.assert_array_equal(adj["x"], [0, 1, 4, 9])   # u, not the later 2x
     assert adj["y"] is None                                  # no gradient reaches y from z

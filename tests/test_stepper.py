@@ -32,7 +32,7 @@ from gradviz.stepper.text import Formatter, transcript
 
 REPO = Path(__file__).resolve().parent.parent
 SVG = "{http://www.w3.org/2000/svg}"
-CONTROL_FLOW = str(REPO / "samples" / "lesson" / "05_control_flow.py") + ":d"
+CONTROL_FLOW = str(REPO / "gradviz" / "teach" / "samples" / "05_control_flow.py") + ":d"
 
 LESSON = [
     ("dot(x, x)", ["-v", "x=arange(4)"]),
