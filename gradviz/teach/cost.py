@@ -102,13 +102,15 @@ def _forward_column(output: Tensor, x: Tensor, k: int, count: bool
     if count:
         last = _last_uses(sweep.order)
         live: dict[int, int] = {}  # node id -> bytes of its tangent, while a later node needs it
+        held = 0                   # their sum, kept as the sweep goes
         for i, step in enumerate(sweep):
             evaluations += sum(c is not None for _, c in step.contributions)
             live[id(step.node)] = np.asarray(step.tangent).nbytes
-            peak = max(peak, sum(live.values()))
+            held += live[id(step.node)]
+            peak = max(peak, held)
             for node in [step.node, *step.node.inputs]:
                 if last.get(id(node), -1) <= i and node is not output:
-                    live.pop(id(node), None)
+                    held -= live.pop(id(node), 0)
     else:
         sweep.run()
     t = sweep.tangent_of(output)
@@ -127,15 +129,22 @@ def _reverse_row(output: Tensor, inputs: Sequence[Tensor], i: int, count: bool,
     evaluations = peak = 0
     if count:
         live: dict[int, int] = {}  # node id -> bytes of its (partial) adjoint, until visited
+        held = 0                   # their sum, kept as the pass goes
+
+        def hold(node: Tensor, nbytes: int) -> None:
+            nonlocal held
+            held += nbytes - live.get(id(node), 0)
+            live[id(node)] = nbytes
+
         for step in p:
-            live[id(step.node)] = np.asarray(step.adjoint).nbytes
+            hold(step.node, np.asarray(step.adjoint).nbytes)
             for x, c in step.contributions:
                 if c is not None:
                     evaluations += 1
-                    live[id(x)] = np.asarray(p.adjoint_of(x)).nbytes
-            peak = max(peak, sum(live.values()))
+                    hold(x, np.asarray(p.adjoint_of(x)).nbytes)
+            peak = max(peak, held)
             if not step.node.is_leaf:  # a leaf's adjoint is the result: it stays
-                live.pop(id(step.node), None)
+                held -= live.pop(id(step.node), 0)
     else:
         p.run()
     parts = []
