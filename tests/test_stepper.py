@@ -328,6 +328,24 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
         shown = screen()
         # The terminal is as it was: the stepper's screen is gone, the prompt is back.
         assert "READY" in shown and "step 3/3" not in shown
+        # Again: a resized window is redrawn at its new size, and Ctrl-C quits cleanly.
+        status.unlink()
+        tmux("send-keys", "-t", session, "clear; echo AGAIN", "Enter")
+        wait_for("AGAIN")
+        tmux("send-keys", "-t", session, cmd, "Enter")
+        wait_for("step 1/3")
+        tmux("resize-window", "-t", session, "-x", "100", "-y", "30")
+        end = time.time() + 30
+        while time.time() < end and not any(len(line.rstrip()) > 80 for line in
+                                            screen().splitlines()):
+            time.sleep(0.2)
+        assert any(len(line.rstrip()) > 80 for line in screen().splitlines()), screen()
+        tmux("send-keys", "-t", session, "C-c")
+        end = time.time() + 30
+        while not status.exists() and time.time() < end:
+            time.sleep(0.2)
+        assert status.read_text().strip() == "0"
+        assert "AGAIN" in screen() and "step 1/3" not in screen()
     finally:
         tmux("kill-session", "-t", session)
 
