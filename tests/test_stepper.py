@@ -443,3 +443,27 @@ def test_forward_mode_through_the_cli():
     assert "sweep 2 of 2 (direction: x[1] = 1)" in result.stdout
     assert "reverse mode needs 1 pass for this scalar output, and gives [1.382 0.077]: the same" \
         in result.stdout
+
+
+@pytest.mark.parametrize("expr, values, consts", [
+    ("y = x * x; u = detach(y); z = u * x; sum(z)", ["x=arange(4)"], []),
+    ("norm(X @ w - y) ** 2", ["X=randn(3, 2)", "w=[1, -1]", "y=[0, 1, 2]"], ["X,y"]),
+    ("a = x * 2; b = x * 3; sum(a * b) + sin(c)", ["x=[1, 2]", "c=0.5"], []),
+])
+def test_restyled_frames_equal_views_built_anew(expr, values, consts):
+    """Frames restyle one view per step (restate); it must equal building the view again."""
+    from gradviz.render.model import restate
+    loaded = load(expr, values=values, constants=consts, seed=0)
+    session = Session(loaded.output, retain_graph=True)
+    prepared = session.prepared
+    first = prepared.view(0)
+    for k in list(range(len(session))) + [None]:
+        fast, built = restate(first, prepared.state(k)), prepared.view(k)
+        assert [(v.id, v.state, v.kind, v.reason) for v in fast.nodes] == \
+            [(v.id, v.state, v.kind, v.reason) for v in built.nodes]
+        for a, b in zip(fast.nodes, built.nodes):
+            assert (a.adjoint is None) == (b.adjoint is None)
+            if a.adjoint is not None:
+                assert np.array_equal(a.adjoint, b.adjoint)
+        assert [(e.state, e.pruned, e.contribution is None) for e in fast.edges] == \
+            [(e.state, e.pruned, e.contribution is None) for e in built.edges]
