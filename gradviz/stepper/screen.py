@@ -54,7 +54,8 @@ HELP = """[bold]Keys[/]
   one of them releases nothing: "released" counts what was really given back.
 
 [bold]Marks[/]  ▶ current  ✓ done  ◐ pending (partial adjoint, waits for its other
-  consumers)  · not reached yet  ✗ pruned (no gradient flows: see the reason)"""
+  consumers; "ready" once all have sent theirs)  · not reached yet  ✗ pruned (no
+  gradient flows: see the reason)"""
 
 
 class Viewer:
@@ -357,7 +358,7 @@ def table_panel(session: Session, fmt: Formatter, frame: Frame, room: int,
     lines = [Text(" ".join(_cell(h, w) for h, w in zip(("node", "value", "adjoint", "status"),
                                                           widths)), style="bold")]
     for r, label in zip(rows[start:start + body_room], labels[start:start + body_room]):
-        status = STATUS_WORDS[r.status]
+        status = "ready" if r.complete else STATUS_WORDS[r.status]
         if r.status == PRUNED and r.reason:
             status = _short_reason(r.reason)
         adjoint = "" if r.adjoint is None else fmt.one_line(r.adjoint)

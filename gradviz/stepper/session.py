@@ -36,6 +36,7 @@ class Row:
     status: str
     adjoint: Any            # None: nothing has reached it yet (not the same as zero)
     reason: str | None = None
+    complete: bool = False  # pending, but every contribution has arrived: it waits its turn
 
 
 @dataclass
@@ -121,6 +122,12 @@ class Session:
         self.names = {id(n): self.tape.name(n) if id(n) not in self.folded else _constant_text(n)
                       for n in self.tape.nodes}
         self._formulas: dict[int, str] = {}
+        # The last step that sends each node a contribution: after it, its adjoint is complete.
+        self._last_feed: dict[int, int] = {}
+        for k, step in enumerate(self.steps):
+            for e in step.edges:
+                if e.value is not None:
+                    self._last_feed[id(e.input)] = k
         self.inputs = [n for n in self.tape.nodes if self._is_grad_input(n, wrt)]
 
     def _is_grad_input(self, n: Tensor, wrt: Sequence[Tensor] | None) -> bool:
@@ -205,7 +212,8 @@ class Session:
             else:
                 status, adjoint = NOT_REACHED, None
             rows.append(Row(node, self.tape.id(node), self.names[key], self.formula(node),
-                            status, adjoint, reason))
+                            status, adjoint, reason,
+                            status == PENDING and self._last_feed.get(key, -1) <= k))
         return Frame(k, step, n, rows, self._edges(k, step), self._memory(k),
                      finished=k == n - 1, grads=self.gradients() if k == n - 1 else [])
 

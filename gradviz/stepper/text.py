@@ -138,6 +138,8 @@ def step_text(session: Session, k: int, fmt: Formatter | None = None) -> str:
     table = [["id", "name", "op", "value", "adjoint so far", "status"]]
     for row in frame.rows:
         status = STATUS_TEXT.get(row.status, row.status)
+        if row.complete:
+            status = "pending: complete, waits for its turn"
         if row.status == PRUNED:
             status = f"pruned: {row.reason}"
         table.append([row.id, row.name, row.formula, fmt.one_line(row.node.data),
