@@ -16,7 +16,8 @@ from typing import Any, Iterable, Sequence
 import click
 
 from gradviz.errors import GradvizError, ScriptError
-from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
+from gradviz.frontends.program import FUNCTIONS
+from gradviz.functions import EXPRESSION_METHODS
 
 
 def _name_block(heading: str, names: Iterable[str]) -> str:
@@ -32,7 +33,8 @@ def _name_block(heading: str, names: Iterable[str]) -> str:
 
 # Generated from the whitelist itself, so the help can never drift from what parses.
 _ALLOWED_NAMES = "\n".join([
-    _name_block("Functions a formula may call:", EXPRESSION_FUNCTIONS),
+    _name_block("Functions a formula may call (also as torch.NAME, pasted from PyTorch code):",
+                FUNCTIONS),
     _name_block("Methods, as in x.sum(axis=0), and the attribute x.T:",
                 (f".{m}()" for m in EXPRESSION_METHODS)),
 ])
@@ -43,7 +45,9 @@ RENDER_HELP = """Draw the computation graph of EXPR with values and adjoints.
 EXPR is either
   * a formula in Python syntax (explicit construction: formula first, values
     after), e.g.  "dot(x, x)"  or  "y = x * x; u = detach(y); z = u * x; sum(z)".
-    Assigned names label their nodes; the last expression is the output.
+    Assigned names label their nodes; the last statement is the output (an
+    expression, or an assignment such as "y = 2 * torch.dot(x, x)").  Every
+    variable needs a value: -v NAME=VALUE.
   * a script, path/to/script.py[:NAME] (implicit construction: your Python,
     loops and branches included, is run and the tensor NAME is drawn; by
     default the last module-level tensor).
@@ -59,7 +63,9 @@ Examples:
   gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.svg --theme print
   gradviz render "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
       -v y="[0, 1, 2]" --const X --const y --edge-labels jacobian
-  gradviz render lesson.py:d --roll -o control_flow.png
+  gradviz render "y = 2 * torch.dot(x, x)" -v "x=arange(4)"
+  gradviz render "where(x > 0, x, 0).sum()" -v x="[-1, 2, 3]"
+  gradviz render samples/lesson/05_control_flow.py:d --roll -o control_flow.png
 """
 
 
@@ -92,7 +98,7 @@ def _split_names(values: Sequence[str]) -> list[str]:
               help="Differentiate only with respect to these variables (comma-separated); "
                    "the rest is drawn as pruned.")
 @click.option("--seed", type=int, default=None,
-              help="Seed for variables given no value (and randn), for reproducible diagrams.")
+              help="Seed for randn (in -v values or the formula), for reproducible diagrams.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True, help="Floating type of the -v values.")
 @click.option("-o", "--output", "path", default="graph.svg", show_default=True,
@@ -154,7 +160,7 @@ disagrees: the way to catch a backward rule written wrong.
 \b
 Examples:
   gradviz check "tanh(x) * y" -v x="[0.5, -1]" -v y="[2, 3]"
-  gradviz check my_ops.py:cube -v x="[1, 2, 3]"
+  gradviz check samples/my_ops.py:cube -v x="[1, 2, 3]"
 """
 
 
@@ -319,7 +325,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
                           constants=constant_names, seed=seed, dtype=dtype)
         for notice in built.notices:
             console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
-        output, named = built.output, built.variables
+        output, named = built.output, built.inputs
     wrt_tensors = None
     wrt_names = _split_names(wrt)
     if wrt_names:
