@@ -349,7 +349,8 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         sys.stdout.flush()
     else:
         write_atomic(path, data)
-    _summary(console, drawing, output, named, path, out_fmt, chosen)
+    _summary(console, drawing, output, named, path, out_fmt, chosen,
+             precision=options["precision"], max_elems=options["max_elems"])
 
 
 def _is_stdout(path: str) -> bool:
@@ -370,17 +371,24 @@ def _title(expr: str) -> str:
 
 
 def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fmt: str,
-             renderer: str) -> None:
-    """What the terminal shows: the output's value, each input's gradient, where the file went."""
+             renderer: str, *, precision: int = 4, max_elems: int = 6) -> None:
+    """What the terminal shows: the output's value, each input's gradient, where the file went.
+
+    Small arrays print as PyTorch prints them; longer ones are shortened as the boxes
+    shorten them (``--precision``, ``--max-elems``), so a 400-element input is one line.
+    """
     import numpy as np
     from rich.markup import escape
     from rich.table import Table
 
     from gradviz.engine.format import array_str
     from gradviz.engine.tensor import Tensor
+    from gradviz.render.values import format_array
 
     def text(a: Any) -> str:
         arr = np.asarray(a)
+        if arr.ndim and max(arr.shape) > max_elems or arr.ndim > 2:
+            return escape(format_array(arr, precision, max_elems))
         return escape(array_str(arr, indent=0).strip())
 
     name = output.label or "out"

@@ -77,17 +77,74 @@ def _formula(node: Tensor, names: dict[int, str]) -> str:
 
 
 def _run_formula(group: list[Tensor], period: int, names: dict[int, str]) -> str:
-    """A rolled run: ``b * 2 … ×11``, or ``[· + 0.001 → · * 1.01 → tanh(·)] ×1000``."""
-    if period == 1:
-        return f"{_formula(group[0], names)} … ×{len(group)}"
-    steps = []
-    for i, n in enumerate(group[:period]):
-        link = group[i - 1] if i else None
-        slot = chain_slot(n, link) if link is not None else chain_slot(group[period], group[period - 1])
-        args = ["·" if k == slot else names.get(id(x)) or _const_text(x)
-                for k, x in enumerate(n.inputs)]
-        steps.append(n.op.format(args, n.params))
-    return f"[{' → '.join(steps)}] ×{len(group) // period}"
+    """A rolled run: ``b * 2 … ×11``, ``[· + 0.001 → · * 1.01 → tanh(·)] ×1000``, or for a
+    block that is not a simple chain, the block's result written out: ``[tanh(W @ · + U @ x
+    + b)] ×20``.  ``·`` is the value the previous repetition passed on."""
+    times = len(group) // period
+    position = {id(n): i for i, n in enumerate(group)}
+    # Written from the second repetition: every value it reads from the run is then
+    # either its own (inlined) or the previous repetition's (the ·).
+    block = group[period:2 * period]
+
+    def source(x: Tensor, i: int) -> int | None:
+        """Block index of x if this repetition made it, -1 for the previous one's, else None."""
+        k = position.get(id(x))
+        if k is None:
+            return None
+        return k - period if k >= period else -1
+
+    def argument(n: Tensor, slot: int) -> str:
+        """An input outside the run: its name, or ``x1…x20`` if each repetition reads another."""
+        j = position[id(n)] - period
+        seen = [names.get(id(x)) or _const_text(x)
+                for x in (group[r * period + j].inputs[slot] for r in range(times))]
+        return seen[0] if all(text == seen[0] for text in seen) else f"{seen[0]}…{seen[-1]}"
+
+    linear = all(
+        [source(x, j) for x in n.inputs].count(j - 1) == 1 and
+        all(source(x, j) in (None, j - 1) for x in n.inputs)
+        for j, n in enumerate(block))
+    if linear and period == 1:
+        return f"{_formula(group[0], names)} … ×{times}"
+    if linear:
+        steps = [n.op.format(["·" if source(x, j) == j - 1 else argument(n, k)
+                              for k, x in enumerate(n.inputs)], n.params)
+                 for j, n in enumerate(block)]
+        return f"[{' → '.join(steps)}] ×{times}"
+
+    def written(j: int, depth: int) -> tuple[str, int]:
+        """Block op ``j`` with the ops it reads from its own repetition inlined."""
+        n = block[j]
+        level = _precedence(n)
+        args = []
+        for k, x in enumerate(n.inputs):
+            i = source(x, j)
+            if i is None:
+                args.append(argument(n, k))
+            elif i < 0 or depth > 8:
+                args.append("·")
+            else:
+                text, inner = written(i, depth + 1)
+                # Python's rules: a + b * c, (a + b) * c, a - (b - c)
+                tight = inner == 0 or inner > level or inner == level and k == 0
+                args.append(text if not level or tight else f"({text})")
+        return n.op.format(args, n.params), level
+
+    return f"[{written(period - 1, 0)[0]}] ×{times}"
+
+
+#: Binding strength of infix symbols, as in Python (0: a call, which needs no parentheses).
+_PRECEDENCE = {"**": 5, "@": 4, "*": 4, "/": 4, "+": 3, "-": 3,
+               "<": 1, "<=": 1, ">": 1, ">=": 1, "==": 1, "!=": 1}
+
+
+def _precedence(n: Tensor) -> int:
+    op = n.op
+    if op.display is not None:
+        return 4 if len(n.inputs) == 1 else 2  # -a binds like a product; others: be safe
+    if len(n.inputs) == 2 and not op.symbol.isidentifier():
+        return _PRECEDENCE.get(op.symbol, 2)
+    return 0
 
 
 def _const_text(t: Tensor) -> str:
@@ -118,11 +175,13 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
     names = {id(n): tape.name(n) for n in tape.nodes if id(n) not in folded}
 
     periods: dict[int, int] = {}
+    notes: list[str] = []
     if roll:
         groups, periods = _roll_runs(tape, folded)
+        if not periods:
+            notes.append(why_nothing_rolled(tape, folded))
     else:
         groups = [[n] for n in tape.nodes if id(n) not in folded]
-    notes: list[str] = []
     if len(groups) > max_nodes and not roll:
         before = len(groups)
         groups, periods = _roll_runs(tape, folded)
@@ -226,98 +285,147 @@ def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: dict
     return (LEAF if n.is_leaf else OP), None
 
 
-def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[int, int]]:
-    """Group repeated runs of a chain into boxes, in tape order.
+#: Longest loop body ``--roll`` recognises, in ops (an RNN cell ``tanh(W @ h + U @ x + b)``
+#: is 5).
+ROLL_LONGEST = 8
 
-    A *chain* links a node to its one input that is an op result used by
-    nothing else (other inputs may be leaves, such as a shared weight, or
-    folded scalar constants).  Along a chain, a block of 1 to 4 ops repeated
-    back to back (the lesson's ``b = b * 2``, or ``y = tanh(y * w) + b`` in a
-    loop) becomes one box.  Returns the groups and, for each rolled one (by the
-    id of its first node), the length of its repeated block.
+
+def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[int, int]]:
+    """Group runs of a repeated block of ops into boxes, in tape order.
+
+    The ops are taken in tape order (scalar constants folded into formulas are
+    left out).  A block of 1 to :data:`ROLL_LONGEST` consecutive ops that
+    repeats back to back, each repetition doing the same ops with the same
+    parameters and constants on the same kind of inputs (see :func:`_same_step`),
+    becomes one box: the lesson's ``b = b * 2``, ``y = tanh(y * w) + b``, or an
+    RNN cell.  Values made inside a run must not be used after it, nor named,
+    except its last (the loop's result), so nothing drawn elsewhere points into
+    the middle of a box.  Returns the groups and, for each rolled one (by the id
+    of its first node), the length of its repeated block.
     """
+    ops = [n for n in tape.nodes if n.op is not None and id(n) not in folded]
+    position = {id(n): i for i, n in enumerate(ops)}
     consumers = tape.consumers()
-    previous: dict[int, Tensor] = {}  # node -> the node before it in its chain
-    for n in tape.nodes:
-        if n.op is None or id(n) in folded:
-            continue
-        links = [x for x in n.inputs if x.op is not None and id(x) not in folded]
-        if len(links) == 1 and len(consumers[id(links[0])]) == 1 and not links[0].label:
-            previous[id(n)] = links[0]
-    following = {id(prev): n for n in tape.nodes if id(n) in previous
-                 for prev in (previous[id(n)],)}
-    start_of: dict[int, list[Tensor]] = {}  # first node of a group -> the group
+    outputs = {id(o) for o in tape.outputs}
+    # The last op (by position) that reads each op's result; outputs are read "after the end".
+    last_use = [len(ops) if id(n) in outputs else
+                max((position.get(id(c), len(ops)) for c in consumers[id(n)]), default=-1)
+                for n in ops]
+    start_of: dict[int, list[Tensor]] = {}
     periods: dict[int, int] = {}
-    inside: set[int] = set()
-    for n in tape.nodes:
-        if id(n) in folded or id(n) in previous or id(n) not in following:
-            continue
-        chain = [n]  # n starts a chain: follow it forward
-        while id(chain[-1]) in following:
-            chain.append(following[id(chain[-1])])
-        for group, period in _repeats(chain, folded):
+    i = 0
+    while i < len(ops):
+        period, times = _longest_run(ops, position, last_use, folded, i)
+        if times >= 2:
+            group = ops[i:i + period * times]
             start_of[id(group[0])] = group
             periods[id(group[0])] = period
-            inside.update(id(m) for m in group[1:])
-    groups = []
-    for n in tape.nodes:
-        if id(n) in folded or id(n) in inside:
-            continue
-        groups.append(start_of.get(id(n), [n]))
+            i += period * times
+        else:
+            i += 1
+    inside = {id(m) for group in start_of.values() for m in group[1:]}
+    groups = [start_of.get(id(n), [n]) for n in tape.nodes
+              if id(n) not in folded and id(n) not in inside]
     return groups, periods
 
 
-def _signature(n: Tensor, link_slot: int, folded: set[int]) -> tuple:
-    """What makes two chain steps the same: op, params, constants, and the leaves they read.
+def _longest_run(ops: list[Tensor], position: dict[int, int], last_use: list[int],
+                 folded: set[int], start: int) -> tuple[int, int]:
+    """(block length, repetitions) of the run that covers most ops from ``start``."""
+    best = (1, 1)
+    for period in range(1, ROLL_LONGEST + 1):
+        if start + 2 * period > len(ops):
+            break
+        times = 1
+        while start + (times + 1) * period <= len(ops) and all(
+                _same_step(ops, position, folded, start, q, q + period)
+                for q in range(start + (times - 1) * period, start + times * period)):
+            times += 1
+        times = _closed_run(ops, last_use, start, period, times)
+        if times >= 2 and period * times > best[0] * best[1]:
+            best = (period, times)
+    return best
 
-    The input in ``link_slot`` is the chain itself (the previous step) and is left out.
+
+def _closed_run(ops: list[Tensor], last_use: list[int], start: int, period: int,
+                times: int) -> int:
+    """The most repetitions, at most ``times``, whose inner values stay inside the run.
+
+    Every op of the run but its last must be unnamed and read only by ops of the run.
     """
-    return (n.op, repr(n.params), link_slot,
-            tuple(x.data.item() if id(x) in folded else id(x)
-                  for k, x in enumerate(n.inputs) if x.op is None and k != link_slot))
+    reach = []  # reach[k]: the furthest use of ops[start:start + k + 1] (a name: beyond all)
+    furthest = -1
+    for q in range(start, start + times * period):
+        furthest = max(furthest, last_use[q]) if not ops[q].label else len(ops) + 1
+        reach.append(furthest)
+    while times >= 2:
+        end = start + times * period
+        inner = end - 1 - start   # how many ops come before the run's last
+        if inner == 0 or reach[inner - 1] < end:
+            return times
+        times -= 1
+    return times
 
 
-def chain_slot(n: Tensor, previous: Tensor | None) -> int:
-    """Which input of ``n`` carries the chain (-1 if none)."""
-    for k, x in enumerate(n.inputs):
-        if x is previous:
-            return k
-    return -1
+def _same_step(ops: list[Tensor], position: dict[int, int], folded: set[int], start: int,
+               q: int, r: int) -> bool:
+    """Whether op ``r`` repeats op ``q`` one block later, in a run that begins at ``start``.
+
+    Same op and parameters; input by input: the same folded constant, the same
+    leaf or op from before the run (a shared weight), two leaves of one shape
+    (each repetition's own input, ``x[t]``), or a value made the same number
+    of ops earlier.  The first repetition may read from before the run what
+    later ones read from the repetition before them (the loop's initial value).
+    """
+    a, b = ops[q], ops[r]
+    if a.op is not b.op or len(a.inputs) != len(b.inputs) or (
+            a.params is not b.params and repr(a.params) != repr(b.params)):
+        return False
+    period = r - q
+    for x, y in zip(a.inputs, b.inputs):
+        if x is y and position.get(id(x), -1) < start:
+            continue  # a constant, a leaf or a value from before the run, read by both
+        if id(x) in folded or id(y) in folded:
+            if not (id(x) in folded and id(y) in folded and x.data.item() == y.data.item()):
+                return False
+            continue
+        px, py = position.get(id(x)), position.get(id(y))
+        if py is not None and py >= start:
+            if px is not None and px >= start:
+                if q - px != r - py:
+                    return False
+            elif not (q < start + period and py < start + period):
+                return False  # only the first repetition reads its start from outside
+            continue
+        if px is not None or py is not None:
+            return False      # an op before the run read by one of them only
+        if x.shape != y.shape or x.requires_grad != y.requires_grad:
+            return False      # two leaves, each repetition's own: alike in kind
+    return True
 
 
-def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
-             ) -> list[tuple[list[Tensor], int]]:
-    """Split ``chain`` into (group, block length): blocks of up to ``longest`` ops repeated
-    twice or more, and single nodes."""
-    # Which input carries the chain, for every node after the first.
-    slots = [chain_slot(n, prev) for prev, n in zip(chain, chain[1:])]
-    sigs: list[tuple | None] = [None] + [_signature(n, k, folded) for n, k in zip(chain[1:], slots)]
-
-    def signature(k: int, period: int) -> tuple | None:
-        if k:
-            return sigs[k]
-        # The first node's chain input comes from outside; it plays the role its
-        # block-mate one period later plays, so it is read through the same slot.
-        slot = slots[period - 1] if period <= len(slots) else -1
-        inputs = chain[0].inputs
-        if not 0 <= slot < len(inputs) or id(inputs[slot]) in folded:
-            return None  # a constant there would vanish from the box: do not roll it
-        return _signature(chain[0], slot, folded)
-
-    groups = []
-    i = 0
-    while i < len(chain):
-        best_p, best_r = 1, 1
-        for p in range(1, longest + 1):
-            block = [signature(i + j, p) for j in range(min(p, len(chain) - i))]
-            if len(block) < p or None in block:
-                continue
-            r = 1
-            while i + (r + 1) * p <= len(chain) and sigs[i + r * p:i + (r + 1) * p] == block:
-                r += 1
-            if r >= 2 and r * p > best_p * best_r:
-                best_p, best_r = p, r
-        size = best_p * best_r if best_r >= 2 else 1
-        groups.append((chain[i:i + size], best_p if best_r >= 2 else 1))
-        i += size
-    return groups
+def why_nothing_rolled(tape: Tape, folded: set[int]) -> str:
+    """Why :func:`_roll_runs` found no run, for a note under the diagram."""
+    ops = [n for n in tape.nodes if n.op is not None and id(n) not in folded]
+    if len(ops) < 2:
+        return "--roll: nothing to roll: fewer than two ops"
+    names = [n.op.name for n in ops[:5000]]  # enough to see a loop; bounded work
+    # The block length whose back-to-back repetition (by op names alone, ignoring
+    # parameters, constants and inputs) covers the most ops.
+    best_period, best_cover = 0, 0
+    for period in range(1, min(len(names) // 2, 64) + 1):
+        streak = longest = 0
+        for i in range(len(names) - period):
+            streak = streak + 1 if names[i] == names[i + period] else 0
+            longest = max(longest, streak)
+        if longest >= period and longest + period > best_cover:
+            best_period, best_cover = period, longest + period
+    if best_period > ROLL_LONGEST:
+        return (f"--roll: nothing rolled: the repeated block is {best_period} ops long "
+                f"(at most {ROLL_LONGEST} roll)")
+    if best_period:
+        return ("--roll: nothing rolled: ops repeat, but with other constants or "
+                "parameters, other inputs, or with values named or used after the "
+                "loop (those must stay visible)")
+    return (f"--roll: nothing rolled: no block of up to {ROLL_LONGEST} ops repeats back to "
+            "back (a loop's body does)")
