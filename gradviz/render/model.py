@@ -311,11 +311,15 @@ def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[i
     last_use = [len(ops) if id(n) in outputs else
                 max((position.get(id(c), len(ops)) for c in consumers[id(n)]), default=-1)
                 for n in ops]
+    # What two repetitions of an op must share, compared first because it is quick:
+    # the op, its parameters, and its folded constants.
+    keys = [(n.op, repr(n.params) if n.params else "",
+             tuple(x.data.item() if id(x) in folded else None for x in n.inputs)) for n in ops]
     start_of: dict[int, list[Tensor]] = {}
     periods: dict[int, int] = {}
     i = 0
     while i < len(ops):
-        period, times = _longest_run(ops, position, last_use, folded, i)
+        period, times = _longest_run(ops, keys, position, last_use, folded, i)
         if times >= 2:
             group = ops[i:i + period * times]
             start_of[id(group[0])] = group
@@ -329,21 +333,26 @@ def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[i
     return groups, periods
 
 
-def _longest_run(ops: list[Tensor], position: dict[int, int], last_use: list[int],
-                 folded: set[int], start: int) -> tuple[int, int]:
+def _longest_run(ops: list[Tensor], keys: list[tuple], position: dict[int, int],
+                 last_use: list[int], folded: set[int], start: int) -> tuple[int, int]:
     """(block length, repetitions) of the run that covers most ops from ``start``."""
     best = (1, 1)
     for period in range(1, ROLL_LONGEST + 1):
         if start + 2 * period > len(ops):
             break
-        times = 1
-        while start + (times + 1) * period <= len(ops) and all(
-                _same_step(ops, position, folded, start, q, q + period)
-                for q in range(start + (times - 1) * period, start + times * period)):
-            times += 1
+        if keys[start] != keys[start + period]:
+            continue  # the usual case, decided without a loop
+        # How many ops from start each have their repeat one block later.
+        q, last = start, len(ops) - period
+        while q < last and keys[q] == keys[q + period] and \
+                _same_step(ops, position, folded, start, q, q + period):
+            q += 1
+        times = (q - start) // period + 1
         times = _closed_run(ops, last_use, start, period, times)
         if times >= 2 and period * times > best[0] * best[1]:
             best = (period, times)
+            if len(ops) - start - period * times < period:
+                break  # no longer block could cover more (a long chain of one op)
     return best
 
 
@@ -371,24 +380,20 @@ def _same_step(ops: list[Tensor], position: dict[int, int], folded: set[int], st
                q: int, r: int) -> bool:
     """Whether op ``r`` repeats op ``q`` one block later, in a run that begins at ``start``.
 
-    Same op and parameters; input by input: the same folded constant, the same
+    The caller has compared their keys: the same op, parameters and folded
+    constants.  Input by input: the same
     leaf or op from before the run (a shared weight), two leaves of one shape
     (each repetition's own input, ``x[t]``), or a value made the same number
     of ops earlier.  The first repetition may read from before the run what
     later ones read from the repetition before them (the loop's initial value).
     """
     a, b = ops[q], ops[r]
-    if a.op is not b.op or len(a.inputs) != len(b.inputs) or (
-            a.params is not b.params and repr(a.params) != repr(b.params)):
-        return False
     period = r - q
     for x, y in zip(a.inputs, b.inputs):
         if x is y and position.get(id(x), -1) < start:
             continue  # a constant, a leaf or a value from before the run, read by both
-        if id(x) in folded or id(y) in folded:
-            if not (id(x) in folded and id(y) in folded and x.data.item() == y.data.item()):
-                return False
-            continue
+        if id(x) in folded:
+            continue  # and so is y, with the same value: the keys say so
         px, py = position.get(id(x)), position.get(id(y))
         if py is not None and py >= start:
             if px is not None and px >= start:
