@@ -13,6 +13,7 @@ every operation, and tools that draw and step through it::
 from __future__ import annotations
 
 from gradviz.engine.backward import BackwardPass, Step, backward, grad
+from gradviz.engine.calls import Call, group_calls
 from gradviz.engine.check import CheckResult, check
 from gradviz.engine.forward import ForwardStep, ForwardSweep, jvp
 from gradviz.engine.op import Op, defop

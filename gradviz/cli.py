@@ -66,6 +66,7 @@ Examples:
   gradviz render "y = 2 * torch.dot(x, x)" -v "x=arange(4)"
   gradviz render "where(x > 0, x, 0).sum()" -v x="[-1, 2, 3]"
   gradviz render samples/lesson/05_control_flow.py:d --roll -o control_flow.png
+  gradviz render samples/mlp_batch.py --group --collapse linear
 """
 
 
@@ -124,8 +125,14 @@ def _split_names(values: Sequence[str]) -> list[str]:
               show_default=True, help="Colours: print is grey-scale for paper and projectors.")
 @click.option("--legend/--no-legend", default=True, show_default=True,
               help="Draw a legend of the node styles.")
-@click.option("--roll", is_flag=True, help="Roll repeated runs of an op (a loop's b = b * 2) "
-                                           "into one box marked ×N.")
+@click.option("--roll", is_flag=True, help="Roll repeated runs of a loop body of up to 8 ops "
+                                           "(b = b * 2, or an RNN cell) into one box marked ×N.")
+@click.option("--group", is_flag=True,
+              help="Scripts: draw the boxes made inside each call of one of the script's "
+                   "functions as a labelled cluster.")
+@click.option("--collapse", "collapse", multiple=True, metavar="NAME",
+              help="Scripts: draw each call of the function NAME as one box (implies --group). "
+                   "Repeatable or comma-separated.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=400, show_default=True,
               help="Beyond this many boxes the graph is rolled, then trimmed.")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
@@ -136,11 +143,12 @@ def _split_names(values: Sequence[str]) -> list[str]:
 def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
-                   theme: str, legend: bool, roll: bool, max_nodes: int, precision: int,
-                   max_elems: int, title: str | None) -> None:
+                   theme: str, legend: bool, roll: bool, group: bool, collapse: tuple[str, ...],
+                   max_nodes: int, precision: int, max_elems: int, title: str | None) -> None:
     _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
+                              group=group or bool(collapse), collapse=_split_names(collapse),
                               precision=precision, max_elems=max_elems,
                               title=title if title is not None else _title(expr))))
 
@@ -317,7 +325,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     if looks_like_script(expr):
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
-        result = run_script(expr)
+        result = run_script(expr, group=options["group"])
         output, named = result.output, result.tensors
     else:
         with np.errstate(all="ignore"):  # non-finite values get one warning of ours below

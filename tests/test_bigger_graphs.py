@@ -7,8 +7,10 @@ against gradients computed independently with gradviz.grad.
 
 from __future__ import annotations
 
+import json
 import re
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +153,153 @@ def test_summary_shortens_long_arrays_like_the_boxes(tmp_path):
     assert any("[1 1 … 1 1]" in line for line in lines)
     table = wide.stdout.split("wrote")[0].splitlines()
     assert len(table) == 2 + 5  # header, out, and X's 4 shown rows and the … row
+
+
+# ---------------------------------------------------------------------------
+# --group and --collapse: boxes by user function call
+# ---------------------------------------------------------------------------
+
+MLP = (Path(__file__).resolve().parents[1] / "samples" / "mlp_batch.py")
+
+
+def mlp_reference():
+    """The sample's numbers, by hand in numpy from its own inputs (run in-process)."""
+    ns: dict = {}
+    exec(compile(MLP.read_text(), str(MLP), "exec"), ns)
+    W1, b1, W2, b2, X, Y = (ns[k].detach().numpy().astype(np.float64)
+                            for k in ("W1", "b1", "W2", "b2", "X", "Y"))
+    outs = [W2 @ np.maximum(W1 @ x + b1, 0) + b2 for x in X]
+    # loss = sum_i (out_i - y_i)^2 / 4, so d loss / d out_i = (out_i - y_i) / 2
+    return ns, outs, [(o - y) / 2 for o, y in zip(outs, Y)]
+
+
+def clusters(json_bytes: bytes) -> dict[str, dict]:
+    """Graphviz's JSON: each cluster by label, with its node names and nested clusters."""
+    data = json.loads(json_bytes)
+    objects = data["objects"]
+    out = {}
+    for o in objects:
+        if o.get("name", "").startswith("cluster_call"):
+            names = {objects[k]["name"] for k in o.get("nodes", [])}
+            inner = [objects[k]["label"] for k in o.get("subgraphs", [])]
+            out[o["label"]] = {"nodes": names, "inner": inner}
+    return out
+
+
+def test_group_draws_a_labelled_cluster_per_call(tmp_path):
+    out = tmp_path / "g.json"
+    result = cli("render", str(MLP), "--group", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    found = clusters(out.read_bytes())
+    assert sorted(found) == sorted([f"squared_error() #{k}" for k in range(1, 5)]
+                                   + [f"model() #{k}" for k in range(1, 5)]
+                                   + [f"linear() #{k}" for k in range(1, 9)])
+    # calls nest as in the code: squared_error > model > linear, linear
+    assert found["squared_error() #1"]["inner"] == ["model() #1"]
+    assert found["model() #2"]["inner"] == ["linear() #3", "linear() #4"]
+    assert found["linear() #3"]["nodes"] < found["model() #2"]["nodes"] \
+        < found["squared_error() #2"]["nodes"]
+    assert len(found["linear() #1"]["nodes"]) == 2        # W @ x, + b
+    assert len(found["model() #1"]["nodes"]) == 5         # and relu
+    assert not found["linear() #1"]["nodes"] & found["linear() #2"]["nodes"]
+    # the numbers are the same as without grouping
+    plain = tmp_path / "plain.svg"
+    cli("render", str(MLP), "-o", str(plain))
+    grouped = tmp_path / "g.svg"
+    cli("render", str(MLP), "--group", "-o", str(grouped))
+    ns, _, _ = mlp_reference()
+    (gW2,) = gv.grad(ns["loss"], ns["W2"])
+    for svg in (plain.read_bytes(), grouped.read_bytes()):
+        np.testing.assert_allclose(numbers(field(box(svg, "W2"), "∂")),
+                                   gW2.detach().numpy().ravel(), rtol=1e-3, atol=1e-6)
+
+
+def test_collapse_draws_each_call_as_one_box(tmp_path):
+    out = tmp_path / "g.svg"
+    result = cli("render", str(MLP), "--collapse", "model", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    svg = out.read_bytes()
+    every = cli("render", str(MLP), "-o", str(tmp_path / "all.svg"))
+    assert len(boxes(svg)) == len(boxes((tmp_path / "all.svg").read_bytes())) - 4 * 4
+    _, outs, adjoints = mlp_reference()
+    for k in range(1, 5):
+        call = box(svg, f"model() #{k}")
+        assert call["lines"][0].startswith(f"model() #{k} = model(W1, ")
+        assert "collapsed" in call["tooltip"] and "5 nodes" in call["tooltip"]
+        np.testing.assert_allclose(numbers(field(call, "value")), outs[k - 1], rtol=1e-3)
+        (adjoint,) = [line.split(f"∂loss/∂model() #{k}")[1] for line in call["lines"]
+                      if line.startswith("∂loss/∂")]
+        np.testing.assert_allclose(numbers(adjoint), adjoints[k - 1], rtol=1e-3)
+    assert every.exit_code == 0
+    # collapsing a function also clusters the calls around it (--collapse implies --group)
+    dot = tmp_path / "g.json"
+    cli("render", str(MLP), "--collapse", "linear", "-o", str(dot))
+    found = clusters(dot.read_bytes())
+    assert "model() #1" in found and not any(k.startswith("linear") for k in found)
+
+
+def test_collapse_of_a_function_never_called_is_a_clean_error(tmp_path):
+    result = cli("render", str(MLP), "--collapse", "lineer", "-o", str(tmp_path / "g.svg"))
+    assert result.exit_code == 2
+    assert "--collapse lineer" in result.stderr
+    assert "linear" in result.stderr and "squared_error" in result.stderr
+    assert not (tmp_path / "g.svg").exists()
+
+
+def test_group_on_a_formula_says_there_is_nothing_to_group(tmp_path):
+    out = tmp_path / "g.svg"
+    result = cli("render", "sum(x * x)", "-v", "x=[1, 2]", "--group", "-o", str(out))
+    assert result.exit_code == 0
+    assert "no box was made inside a user function call" in clean(result.stdout)
+
+
+def test_group_calls_in_python():
+    def linear(x, W, b):
+        return W @ x + b
+
+    def net(x):
+        return gv.tanh(linear(x, W, b))
+
+    W = gv.ones(2, 2, requires_grad=True).name("W")
+    b = gv.zeros(2, requires_grad=True).name("b")
+    x = gv.tensor([1.0, 2.0]).name("x")
+    outside = (x * 2).sum()
+    from gradviz.engine import tensor as engine
+
+    with gv.group_calls() as calls:
+        y = net(x)
+        loss = (y * y).sum().name("loss")
+    assert engine._CallRecorder.note is None           # off again: record() pays nothing
+    assert [c.label for c in calls.calls()] == []      # frames released at the end
+    assert getattr(outside, "scope", None) is None
+    view = gv.draw(loss, group=True).view
+    scopes = {v.nodes[-1].op.name: v.scope.label if v.scope else None
+              for v in view.nodes if v.nodes[-1].op is not None}
+    assert scopes["matmul"] == "test_group_calls_in_python.<locals>.linear() #1"
+    assert scopes["add"] == scopes["matmul"]
+    assert scopes["tanh"] == "test_group_calls_in_python.<locals>.net() #1"
+    assert scopes["mul"] is None and scopes["sum"] is None  # made in the with-block itself
+    by_name = {v.scope.qualname.rsplit(".", 1)[-1] for v in view.nodes if v.scope}
+    assert by_name == {"linear", "net"}
+    collapsed = gv.draw(loss, collapse=["net"]).view
+    (box_,) = [v for v in collapsed.nodes if v.call is not None]
+    assert box_.repeat == 3 and box_.call.name == "net"
+    np.testing.assert_allclose(box_.value, np.tanh(np.array([3.0, 3.0])), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(box_.adjoint), 2 * np.tanh([3.0, 3.0]), rtol=1e-5)
+
+
+def test_group_calls_nests_and_restores():
+    from gradviz.engine import tensor as engine
+
+    def f(x):
+        return x * 2
+
+    x = gv.tensor([1.0], requires_grad=True)
+    with gv.group_calls() as outer:
+        with gv.group_calls():
+            a = f(x)
+        assert engine._CallRecorder.note == outer._note
+        b = f(x)
+    assert engine._CallRecorder.note is None
+    assert a.scope.name == b.scope.name == "f"
+    assert a.scope is not b.scope

@@ -72,6 +72,15 @@ def is_grad_enabled() -> bool:
     return _GradMode.enabled
 
 
+class _CallRecorder:
+    """Set by :class:`gradviz.engine.calls.group_calls`: called with each new node.
+
+    None (the default) costs the tape recorder one attribute test per op.
+    """
+
+    note = None
+
+
 class Size(tuple):
     """A tensor's shape: a tuple that prints as PyTorch's ``torch.Size`` does."""
 
@@ -127,11 +136,13 @@ class Tensor:
         adjoint: d(output)/d(this) from the most recent backward pass, or None.
         label: a user-facing name (``x``, ``loss``), set by ``name()`` or the CLI.
         made_without_grad: it was made under ``no_grad()`` from inputs that required grad.
+        scope: the user function call it was made in (:mod:`gradviz.engine.calls`); set
+            only inside ``group_calls()``, so read it with ``getattr(t, "scope", None)``.
     """
 
     __slots__ = ("data", "op", "inputs", "params", "saved", "seq", "requires_grad",
                  "is_leaf", "_grad", "adjoint", "label", "retains_grad", "_mark",
-                 "made_without_grad", "__weakref__")
+                 "made_without_grad", "scope", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -452,6 +463,8 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
     t._mark = 0
     t.label = None
     t.retains_grad = False
+    if _CallRecorder.note is not None:  # grouping by user function call is on
+        _CallRecorder.note(t)
     return t
 
 

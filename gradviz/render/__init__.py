@@ -69,7 +69,8 @@ def _freed(tape: Tape) -> bool:
 def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
          legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
-         max_elems: int = 6, title: str | None = None, backprop: bool = True) -> Drawing:
+         max_elems: int = 6, title: str | None = None, backprop: bool = True,
+         group: bool = False, collapse: Sequence[str] = ()) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -85,6 +86,9 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         max_nodes: beyond this many boxes the graph is rolled, then trimmed.
         backprop: run a backward pass to show adjoints (default); otherwise
             show the adjoints of the most recent ``backward()``.
+        group: draw the boxes made inside each call of a user function as a
+            labelled cluster (the ops must have been made inside ``gv.group_calls()``).
+        collapse: names of user functions whose every call is drawn as one box.
     """
     _check_choice("show", show, SHOW)
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
@@ -113,8 +117,20 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
                      "kept: backward(retain_graph=True)")
     elif show == "all" and not output.requires_grad:
         notes.append(f"{tape.name(output)} does not require grad: there is nothing to differentiate")
+    if isinstance(collapse, str):
+        collapse = [collapse]
     view = build_view(tape, steps, pruned, roll=roll, max_nodes=max_nodes,
-                      adjoints=show == "all")
+                      adjoints=show == "all", group=group, collapse=tuple(collapse))
+    if group or collapse:
+        called = {name for n in tape.nodes if getattr(n, "scope", None) is not None
+                  for call in n.scope.path() for name in (call.name, call.qualname)}
+        if not called:
+            view.notes.append("--group: no box was made inside a user function call (ops "
+                              "must be made inside gv.group_calls(), as scripts run with --group)")
+        missing = [name for name in collapse if name not in called]
+        if called and missing:
+            raise GradvizValueError(f"--collapse {', '.join(missing)}: no box was made in a call "
+                                    f"of that name (functions called: {', '.join(sorted(called))})")
     notes = notes + view.notes
     warnings = []
     bad = [v.name for v in view.nodes if has_nonfinite(v.value)

@@ -45,6 +45,8 @@ class NodeView:
     reason: str | None
     nodes: list[Tensor]
     repeat: int = 1
+    scope: Any = None        # the user call whose cluster holds the box (--group), or None
+    call: Any = None         # the user call this box stands for (--collapse), or None
 
 
 @dataclass
@@ -152,8 +154,13 @@ def _const_text(t: Tensor) -> str:
 
 
 def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, str] | None = None,
-               *, roll: bool = False, max_nodes: int = 400, adjoints: bool = True) -> GraphView:
+               *, roll: bool = False, max_nodes: int = 400, adjoints: bool = True,
+               group: bool = False, collapse: Sequence[str] = ()) -> GraphView:
     """Describe ``tape`` for drawing, with adjoints and contributions from ``steps``.
+
+    With ``group``, each box records the user function call it was made in
+    (``scope``, see :mod:`gradviz.engine.calls`); each call of a function named
+    in ``collapse`` becomes one box.
 
     With ``steps`` None, each node's ``adjoint`` from the most recent backward
     pass is shown and edges carry no contribution.  With ``adjoints`` False
@@ -188,6 +195,9 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         if len(groups) < before:
             notes.append(f"{before} boxes: repeated runs of ops rolled into one box each "
                          f"(more than --max-nodes={max_nodes})")
+    collapsed: dict[int, Any] = {}  # first node of a collapsed call's group -> the call
+    if collapse:
+        groups, collapsed = collapse_calls(groups, collapse)
     elided: list[Tensor] = []
     if len(groups) > max_nodes:
         groups, elided = _trim(groups, max_nodes)
@@ -207,7 +217,9 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         for n in group:
             member[id(n)] = gid
         kind, reason = _kind(last, outputs, pruned, reached, steps is not None, adjoints)
+        call = collapsed.get(id(group[0]))
         formula = _formula(group[0], names) if len(group) == 1 else \
+            _call_formula(group, call, names) if call is not None else \
             _run_formula(group, periods.get(id(group[0]), 1), names)
         grad_fn = "" if last.op is None else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
@@ -215,9 +227,10 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         adjoint = None
         if reason is None and adjoints:
             adjoint = reached.get(id(last)) if steps is not None else last.adjoint
-        nodes.append(NodeView(gid, tape.name(last),
+        nodes.append(NodeView(gid, tape.name(last) if call is None else call.label,
                               kind, formula, grad_fn, last.data, adjoint, reason, group,
-                              len(group)))
+                              len(group), group_scope(group, call) if group or collapse else None,
+                              call))
 
     edges: list[EdgeView] = []
     merged: dict[tuple[str, str], EdgeView] = {}  # edges into rolled boxes, one per pair
@@ -434,3 +447,69 @@ def why_nothing_rolled(tape: Tape, folded: set[int]) -> str:
                 "loop (those must stay visible)")
     return (f"--roll: nothing rolled: no block of up to {ROLL_LONGEST} ops repeats back to "
             "back (a loop's body does)")
+
+
+# -- grouping by user function call (--group, --collapse) ---------------------------------
+
+
+def _call_path(n: Tensor) -> list[Any]:
+    scope = getattr(n, "scope", None)
+    return scope.path() if scope is not None else []
+
+
+def group_scope(group: list[Tensor], call: Any = None) -> Any:
+    """The innermost call holding every node of ``group`` (a collapsed call: its caller)."""
+    if call is not None:
+        return call.parent
+    paths = [_call_path(n) for n in group]
+    common = paths[0]
+    for path in paths[1:]:
+        k = 0
+        while k < min(len(common), len(path)) and common[k] is path[k]:
+            k += 1
+        common = common[:k]
+    return common[-1] if common else None
+
+
+def _collapsed_call(n: Tensor, names: Sequence[str]) -> Any:
+    """The outermost call of a function in ``names`` that ``n`` was made in, or None."""
+    for call in _call_path(n):
+        if call.name in names or call.qualname in names:
+            return call
+    return None
+
+
+def collapse_calls(groups: list[list[Tensor]], names: Sequence[str]
+                   ) -> tuple[list[list[Tensor]], dict[int, Any]]:
+    """Merge the groups made inside each call of a function in ``names`` into one group.
+
+    A group whose nodes lie in several such calls (a rolled loop over calls) stays as
+    it is.  Returns the groups, in tape order of each one's first node, and for each
+    merged group (by its first node's id) the call it stands for.
+    """
+    merged: dict[int, list[Tensor]] = {}  # id(call) -> its group
+    calls: dict[int, Any] = {}
+    out: list[list[Tensor]] = []
+    for group in groups:
+        owners = {id(c): c for c in (_collapsed_call(n, names) for n in group)}
+        call = next(iter(owners.values())) if len(owners) == 1 else None
+        if call is None:
+            out.append(group)
+            continue
+        if id(call) not in merged:
+            merged[id(call)] = []
+            out.append(merged[id(call)])
+            calls[id(group[0])] = call
+        merged[id(call)].extend(group)
+    return out, calls
+
+
+def _call_formula(group: list[Tensor], call: Any, names: dict[int, str]) -> str:
+    """``linear(x, W1, b1)``: a collapsed call, with the values it read from outside."""
+    inside = {id(n) for n in group}
+    read: dict[int, str] = {}
+    for n in group:
+        for x in n.inputs:
+            if id(x) not in inside and id(x) in names:
+                read.setdefault(id(x), names[id(x)])
+    return f"{call.qualname}({', '.join(read.values())})"
