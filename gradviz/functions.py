@@ -268,4 +268,4 @@ EXPRESSION_METHODS = ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", 
                       "relu", "sign", "neg", "add", "sub", "mul", "div", "pow", "sum", "mean",
                       "max", "min", "norm", "dot", "matmul", "mm", "transpose", "permute",
                       "reshape", "view", "flatten", "expand", "expand_as", "detach", "clone",
-                      "float", "double")
+                      "float", "double", "requires_grad_")

@@ -426,6 +426,20 @@ def test_torch_prefix_rejections(source, words):
     rejected(source, *words, **PREFIXED)
 
 
+def test_named_constants_and_flags_as_arguments():
+    functions = {**FUNCTIONS, "kind": lambda value, flag=None, dtype=None: (value, flag, dtype)}
+    program = parse("kind(x, True, dtype=torch.float64)", functions, METHODS,
+                    prefixes=("torch",), constants=("float64",))
+    assert program.free_names == ("x",)
+    assert evaluate(program, functions, {"x": 1, "float64": "F64"}) == (1, True, "F64")
+    bare = parse("kind(x, dtype=float64)", functions, METHODS, constants=("float64",))
+    assert evaluate(bare, functions, {"x": 2, "float64": "F64"}) == (2, None, "F64")
+    # only as arguments, and only the names given
+    rejected("sum(x, dtype=torch.int8)", "literal", prefixes=("torch",), constants=("float64",))
+    rejected("torch.float64 + x", "not allowed", prefixes=("torch",), constants=("float64",))
+    rejected("True", "keyword")
+
+
 def test_an_assigned_prefix_name_is_a_variable():
     # `torch = x` makes torch a variable; then torch.sum() is its method
     program = parse("torch = x; torch.sum()", FUNCTIONS, METHODS, **PREFIXED)

@@ -98,3 +98,36 @@ def test_every_comparison_is_a_mask(tmp_path, expr):
 def test_pasted_code_outside_the_whitelist_is_a_clean_error(tmp_path, expr, needle):
     assert_clean_error(cli("render", expr, "-v", "x=[1, 2]", "-o", str(tmp_path / "g.svg")),
                        needle)
+
+
+@pytest.mark.parametrize("cell, name, expected", [
+    # the lesson's cells, as written there (with `;` for newlines)
+    ("x = torch.arange(4.0); x.requires_grad_(True); y = 2 * torch.dot(x, x)",
+     "x", [0, 4, 8, 12]),
+    ("x = torch.arange(4.0, requires_grad=True); y = x * x; y.sum()", "x", [0, 2, 4, 6]),
+    ("x = torch.arange(4.0, requires_grad=True); y = x * x; u = y.detach(); z = u * x; "
+     "z.sum()", "x", [0, 1, 4, 9]),
+    ("x = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True); (x * x).sum()",
+     "x", [2, 4]),
+])
+def test_the_lessons_cells_paste_in(tmp_path, cell, name, expected):
+    svg, stdout = render(tmp_path, cell)
+    np.testing.assert_allclose(numbers(field(box(svg, name), "∂")), expected)
+    assert name in stdout
+
+
+def test_the_lessons_sine_cell_with_a_dtype(tmp_path):
+    """`torch.arange(-20, 20, 0.1, requires_grad=True, dtype=torch.float32)`, then sin."""
+    svg, stdout = render(tmp_path, "x = torch.arange(-20, 20, 0.1, requires_grad=True, "
+                                   "dtype=torch.float32); y = torch.sin(x); y.sum()")
+    x = box(svg, "x")
+    assert "float32[400]" in x["lines"]
+    grid = np.arange(-20, 20, 0.1, dtype=np.float32)
+    shown = numbers(field(x, "∂").replace("…", " "))
+    np.testing.assert_allclose(shown, np.cos(np.r_[grid[:3], grid[-3:]]), rtol=1e-3, atol=1e-3)
+    assert "…" in summary_row(stdout, "x")
+
+
+def test_a_dtype_outside_a_call_is_still_refused(tmp_path):
+    assert_clean_error(cli("render", "torch.float64 * x", "-v", "x=1", "-o",
+                           str(tmp_path / "g.svg")), "not allowed")

@@ -324,11 +324,13 @@ class _Checker:
         methods: Collection[str],
         attributes: Collection[str],
         prefixes: Collection[str] = (),
+        constants: Collection[str] = (),
     ) -> None:
         self.functions = frozenset(functions)
         self.methods = frozenset(methods)
         self.attributes = frozenset(attributes)
         self.prefixes = frozenset(prefixes)
+        self.constants = frozenset(constants)
         # dicts used as ordered sets
         self.assigned: dict[str, None] = {}
         self.free: dict[str, None] = {}
@@ -482,9 +484,16 @@ class _Checker:
                 f"cannot call `{_snippet(callee)}`: only functions named directly can be called, "
                 "e.g. `sum(x)`, or methods like `x.sum()`"
             )
-        for argument in node.args:
+        for k, argument in enumerate(node.args):
             if isinstance(argument, ast.Starred):
                 raise ExpressionError(f"starred argument `{_snippet(argument)}` is not allowed")
+            if isinstance(argument, ast.Constant) and argument.value in (True, False, None) \
+                    and not _is_number(argument.value):
+                continue  # a flag, as in x.requires_grad_(True)
+            named = self.named_constant(argument)
+            if named is not None:
+                node.args[k] = named
+                continue
             self.expr(argument, depth + 1)
         seen: set[str] = set()
         for keyword in node.keywords:
@@ -495,7 +504,22 @@ class _Checker:
             if keyword.arg in seen:  # ast.parse lets `f(a=1, a=2)` through
                 raise ExpressionError(f"keyword argument `{keyword.arg}` is repeated")
             seen.add(keyword.arg)
+            named = self.named_constant(keyword.value)
+            if named is not None:
+                keyword.value = named
+                continue
             _check_literal(keyword.value, depth + 1, flags=True, context=f"keyword argument `{keyword.arg}`")
+
+    def named_constant(self, node: ast.expr) -> ast.Name | None:
+        """``float64`` or ``torch.float64`` as an argument: the constant's name, else None."""
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in self.prefixes and node.value.id not in self.assigned:
+            if node.attr in self.constants:
+                return ast.copy_location(ast.Name(id=node.attr, ctx=ast.Load()), node)
+            return None
+        if isinstance(node, ast.Name) and node.id in self.constants and node.id not in self.assigned:
+            return node
+        return None
 
     def callee_name(self, name: str) -> None:
         if _is_reserved(name):
@@ -596,6 +620,7 @@ def parse(
     methods: Collection[str],
     attributes: Collection[str] = ("T",),
     prefixes: Collection[str] = (),
+    constants: Collection[str] = (),
 ) -> Program:
     """Parse and validate ``source``; nothing is evaluated.
 
@@ -603,15 +628,17 @@ def parse(
     callable as ``value.m(...)`` and ``attributes`` the names readable as
     ``value.a``.  ``prefixes`` are module names a function call may be written
     behind (with ``"torch"``, ``torch.dot(x, x)`` is ``dot(x, x)``), unless
-    the program assigns that name.  Names starting with ``__`` are refused
-    even if listed.
+    the program assigns that name.  ``constants`` are names that may be given
+    as arguments, bare or behind a prefix (``dtype=torch.float64``); their
+    values are looked up among the variables given to :func:`evaluate`.
+    Names starting with ``__`` are refused even if listed.
 
     Raises :class:`~gradviz.errors.ExpressionError` for syntax errors (with
     the line and a caret), for any construct outside the whitelist, for sources longer than
     :data:`MAX_SOURCE_CHARS` and for nesting deeper than :data:`MAX_DEPTH`.
     """
     tree = _parse_source(source, "exec", "the expression")
-    checker = _Checker(functions, methods, attributes, prefixes)
+    checker = _Checker(functions, methods, attributes, prefixes, constants)
     try:
         statements = checker.program(tree)  # type: ignore[arg-type]
     except RecursionError:

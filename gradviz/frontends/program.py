@@ -122,10 +122,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 #: Module names a formula's function calls may be written behind, as pasted from code.
 PREFIXES = ("torch", "gv", "gradviz")
 
+#: Named values a call may take as an argument: ``dtype=torch.float64``.
+CONSTANTS = {"float32": _tensors.float32, "float64": _tensors.float64}
+
 
 def parse(source: str) -> expr.Program:
     """``source`` parsed against the whitelist of :data:`FUNCTIONS` and the tensor methods."""
-    return expr.parse(source, FUNCTIONS, EXPRESSION_METHODS, prefixes=PREFIXES)
+    return expr.parse(source, FUNCTIONS, EXPRESSION_METHODS, prefixes=PREFIXES,
+                      constants=CONSTANTS)
 
 
 @dataclass
@@ -218,7 +222,7 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
         if isinstance(value, Tensor) and value.label is None:
             value.label = name
 
-    out = expr.evaluate(program, FUNCTIONS, variables, on_assign=on_assign)
+    out = expr.evaluate(program, FUNCTIONS, {**CONSTANTS, **variables}, on_assign=on_assign)
     if not isinstance(out, Tensor):
         raise ExpressionError("the output is a plain number, not computed from any variable: "
                               "use a variable, e.g. `x * 2` with -v x=3")
@@ -250,5 +254,5 @@ def as_function(source: str, names: Sequence[str]) -> Any:
         raise ExpressionError(f"give a value for {', '.join(missing)} with -v NAME=VALUE")
 
     def function(*tensors: Tensor) -> Any:
-        return expr.evaluate(program, FUNCTIONS, dict(zip(names, tensors)))
+        return expr.evaluate(program, FUNCTIONS, {**CONSTANTS, **dict(zip(names, tensors))})
     return function
