@@ -303,3 +303,21 @@ def test_group_calls_nests_and_restores():
     assert engine._CallRecorder.note is None
     assert a.scope.name == b.scope.name == "f"
     assert a.scope is not b.scope
+
+
+def test_group_calls_is_per_thread():
+    """Like grad mode: a recording in one thread notes nothing made in another."""
+    import threading
+
+    def f(x):
+        return x * 3
+
+    x = gv.tensor([1.0], requires_grad=True)
+    made = {}
+    with gv.group_calls():
+        worker = threading.Thread(target=lambda: made.setdefault("other", f(x)))
+        worker.start()
+        worker.join()
+        mine = f(x)
+    assert mine.scope.name == "f"
+    assert getattr(made["other"], "scope", None) is None

@@ -78,13 +78,15 @@ def is_grad_enabled() -> bool:
     return _GradMode.enabled
 
 
-class _CallRecorder:
-    """Set by :class:`gradviz.engine.calls.group_calls`: called with each new node.
-
-    None (the default) costs the tape recorder one attribute test per op.
-    """
+class _CallRecorderState(threading.local):
+    """``note``, set by :class:`gradviz.engine.calls.group_calls`, is called with each new
+    node, per thread like grad mode.  None (the default) costs the tape recorder one
+    attribute test per op."""
 
     note = None
+
+
+_CallRecorder = _CallRecorderState()
 
 
 class Size(tuple):
