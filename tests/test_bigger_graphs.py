@@ -300,7 +300,7 @@ def test_group_calls_nests_and_restores():
             a = f(x)
         assert engine._CallRecorder.note == outer._note
         b = f(x)
-    assert engine._CallRecorder.note is None
+    assert engine._CallRecorder.note is None and engine._grouping == 0
     assert a.scope.name == b.scope.name == "f"
     assert a.scope is not b.scope
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, Iterator
@@ -26,6 +27,8 @@ import numpy as np
 from gradviz.engine import tensor as _tensor
 
 __all__ = ["Call", "group_calls", "scope_of"]
+
+_open_lock = threading.Lock()  # guards the count of open blocks, shared by all threads
 
 # Code living here is the library's, never a user function.
 _LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
@@ -83,9 +86,13 @@ class group_calls:
         self._stop = sys._getframe(1)
         self._previous = _tensor._CallRecorder.note
         _tensor._CallRecorder.note = self._note
+        with _open_lock:
+            _tensor._grouping += 1
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        with _open_lock:
+            _tensor._grouping -= 1
         _tensor._CallRecorder.note = self._previous
         self._calls.clear()   # release the frames
         self._stop = None
