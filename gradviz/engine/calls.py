@@ -31,8 +31,8 @@ __all__ = ["Call", "group_calls", "scope_of"]
 _open_lock = threading.Lock()  # guards the count of open blocks, shared by all threads
 
 # Code living here is the library's, never a user function.
-_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
-                      for m in (sys.modules["gradviz"], np))
+_LIBRARY_DIRS = (os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep,  # gradviz/
+                 os.path.dirname(os.path.abspath(np.__file__)) + os.sep)
 
 
 @dataclass(eq=False)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
@@ -22,8 +23,9 @@ import numpy as np
 
 from gradviz.errors import GradvizError
 from gradviz.render import finish
-from gradviz.render.dot import THEMES, Style, adjoint_text, edge_label, node_tooltip
-from gradviz.render.model import (CONSTANT, OP, OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView)
+from gradviz.render.dot import (AUTO_EDGE_LABEL_LIMIT, THEMES, Style, adjoint_text, edge_label,
+                                node_tooltip, to_digraph)
+from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView, restate
 from gradviz.stepper.session import Session
 
 SVG = "http://www.w3.org/2000/svg"
@@ -79,113 +81,184 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     prepared = session.prepared
     output_name = session.name(session.output)
     n = len(session)
-    views: list[GraphView] = [prepared.view(k) for k in range(n)] + [prepared.view(None)]
+    first = prepared.view(0)
+    views: list[GraphView] = [first]
+    for k in list(range(1, n)) + [None]:  # the same boxes restyled, when nothing is rolled
+        views.append(restate(first, prepared.state(k)) or prepared.view(k))
     texts = captions(session)
-    style = Style(theme=theme, precision=precision, max_elems=max_elems, edge_labels="contribution",
+    # Edge labels as render draws them: contributions up to 60 boxes, none beyond.
+    style = Style(theme=theme, precision=precision, max_elems=max_elems,
                   title=max(texts, key=len))
+    labels = "contribution" if len(views[-1].nodes) <= AUTO_EDGE_LABEL_LIMIT else "none"
     # Lay out once: the first view (it has every step state in its legend), each box
     # holding the widest adjoint text of any frame, every edge the label it ends with.
     final = views[-1]
-    adjoint_texts = {v.id: [] for v in final.nodes}
+    adjoint_texts: dict[str, list[str]] = {v.id: [] for v in final.nodes}
     for view in views:
         for v in view.nodes:
             adjoint_texts[v.id].append(adjoint_text(v, output_name, style))
     layout = GraphView(views[0].nodes, final.edges, views[0].notes)
     drawing = finish(prepared, layout, style)
-    digraph = drawing.digraph
-    from gradviz.render.dot import to_digraph
-    digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
-                         drawing.tooltips, {k: _widest(t) for k, t in adjoint_texts.items()})
-    drawing.digraph = digraph
-    root = ET.fromstring(drawing.pipe("svg", renderer))
-    template = _Template(root, output_name)
+    drawing.digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
+                                 drawing.tooltips,
+                                 {k: _widest(t) for k, t in adjoint_texts.items()})
+    template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name)
     frames = []
-    t = THEMES[theme]
+    palette = THEMES[theme]
     for i, (view, caption) in enumerate(zip(views, texts)):
-        template.apply(view, caption, style, t)
-        frames.append(b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
-                      + ET.tostring(root, encoding="utf-8"))
+        frames.append(template.fill(view, caption, style, palette, labels))
         if progress is not None:
             progress(i + 1)
     return frames
 
 
 class _Template:
-    """The laid-out SVG, with handles on what changes from frame to frame."""
+    """The laid-out SVG, serialised once with a token in every place a frame changes.
+
+    Each frame is then the template's pieces joined with that frame's values:
+    no tree is copied or serialised again per frame.
+    """
 
     def __init__(self, root: ET.Element, output_name: str) -> None:
         self.output_name = output_name
-        self.nodes: dict[str, ET.Element] = {}
-        self.edges: dict[str, ET.Element] = {}
+        self._texts: dict[tuple, tuple[str, list[str]]] = {}
+        self._slots: list[tuple[ET.Element, str | None]] = []
+        self.nodes: dict[str, dict[str, list[int]]] = {}
+        self.edges: dict[str, dict[str, list[int]]] = {}
         graph = root.find(f"{{{SVG}}}g")
-        self.caption = graph.find(_TEXT) if graph is not None else None
+        caption = graph.find(_TEXT) if graph is not None else None
+        self.caption = self._slot(caption, None) if caption is not None else None
         for g in root.iter(f"{{{SVG}}}g"):
             cls = g.get("class")
-            if cls == "node":
-                self.nodes[g.get("id")] = g
+            if cls == "node" and not g.get("id", "").startswith("legend"):
+                self.nodes[g.get("id")] = self._node_slots(g)
             elif cls == "edge":
-                self.edges[g.get("id")] = g
+                self.edges[g.get("id")] = self._edge_slots(g)
+        text = ET.tostring(root, encoding="unicode")
+        self._pieces = _TOKEN.split(text)  # text, slot number, text, slot number, ...
+        self._order = [int(k) for k in self._pieces[1::2]]
+        self._in_attribute = [self._slots[k][1] is not None for k in self._order]
 
-    def apply(self, view: GraphView, caption: str, style: Style, theme: Any) -> None:
+    def _slot(self, el: ET.Element, attr: str | None) -> int:
+        i = len(self._slots)
+        self._slots.append((el, attr))
+        if attr is None:
+            el.text = f"\x00{i}\x00"
+        else:
+            el.set(attr, f"\x00{i}\x00")
+        return i
+
+    def _node_slots(self, g: ET.Element) -> dict[str, list[int]]:
+        slots: dict[str, list[int]] = {k: [] for k in ("fill", "stroke", "width", "font",
+                                                        "texts", "tip")}
+        for el in g.iter():
+            if el.tag in _SHAPES:
+                slots["fill"].append(self._slot(el, "fill"))
+                slots["stroke"].append(self._slot(el, "stroke"))
+                slots["width"].append(self._slot(el, "stroke-width"))
+            elif el.tag == _LINES:
+                slots["stroke"].append(self._slot(el, "stroke"))
+                slots["width"].append(self._slot(el, "stroke-width"))
+        head = [el for el in g.iter() if el.tag == _TEXT]
+        texts = [(el.text or "").replace("\xa0", " ") for el in head]
+        self_name = None
+        for el, t in zip(head, texts):
+            slots["font"].append(self._slot(el, "fill"))
+            if t.startswith(f"∂{self.output_name}/∂"):
+                self_name = t
+            if self_name is not None:
+                slots["texts"].append(self._slot(el, None))
+        for el in g.iter():
+            if el.tag == _TITLE:
+                slots["tip"].append(self._slot(el, None))
+            elif el.tag == _A and el.get(f"{{{XLINK}}}title") is not None:
+                slots["tip"].append(self._slot(el, f"{{{XLINK}}}title"))
+        return slots
+
+    def _edge_slots(self, g: ET.Element) -> dict[str, list[int]]:
+        slots: dict[str, list[int]] = {"stroke": [], "fill": [], "label": []}
+        for el in g.iter():
+            if el.tag in _SHAPES or el.tag == _LINES:
+                if el.get("stroke") not in (None, "none"):
+                    slots["stroke"].append(self._slot(el, "stroke"))
+                if el.tag == f"{{{SVG}}}polygon":
+                    slots["fill"].append(self._slot(el, "fill"))
+            elif el.tag == _TEXT:
+                slots["label"].append(self._slot(el, None))
+        return slots
+
+    def fill(self, view: GraphView, caption: str, style: Style, theme: Any,
+             labels: str) -> bytes:
+        """This frame's SVG: the template with ``view``'s styles and texts."""
+        values = [""] * len(self._slots)
         if self.caption is not None:
-            self.caption.text = caption
+            values[self.caption] = caption
         for v in view.nodes:
-            g = self.nodes.get(v.id)
-            if g is not None:
-                self._node(g, v, style, theme)
+            slots = self.nodes.get(v.id)
+            if slots is not None:
+                self._node(values, slots, v, style, theme)
         for i, e in enumerate(view.edges):
-            g = self.edges.get(f"e{i}")
-            if g is None:
+            slots = self.edges.get(f"e{i}")
+            if slots is None:
                 continue
-            text = edge_label(e, "contribution", style) if e.state != UNFLOWED else ""
+            text = edge_label(e, labels, style) if e.state != UNFLOWED else ""
             colour = theme.muted if e.pruned or e.state == UNFLOWED else theme.edge
-            for el in g.iter():
-                if el.tag in _SHAPES or el.tag == _LINES:
-                    if el.get("stroke") not in (None, "none"):
-                        el.set("stroke", colour)
-                    if el.tag == f"{{{SVG}}}polygon":
-                        el.set("fill", colour)
-                elif el.tag == _TEXT:
-                    el.text = f" {text}  " if text else ""
+            for k in slots["stroke"] + slots["fill"]:
+                values[k] = colour
+            for k in slots["label"]:
+                values[k] = f" {text}  " if text else ""
+        escaped: dict[tuple[str, bool], str] = {}  # colours and texts repeat across slots
 
-    def _node(self, g: ET.Element, v: NodeView, style: Style, theme: Any) -> None:
+        def escape(value: str, attribute: bool) -> str:
+            text = escaped.get((value, attribute))
+            if text is None:
+                text = escaped[(value, attribute)] = _escape(value, attribute)
+            return text
+
+        out = self._pieces[:]
+        out[1::2] = [escape(values[k], a) for k, a in zip(self._order, self._in_attribute)]
+        return _XML_HEAD + "".join(out).encode("utf-8")
+
+    def _node(self, values: list[str], slots: dict[str, list[int]], v: NodeView, style: Style,
+              theme: Any) -> None:
         attrs = dict(theme.styles[v.kind])
         if v.kind == OUTPUT and v.reason:
             attrs.update(theme.styles[PRUNED])
         if v.state is not None:
             attrs.update(theme.states[v.state])
-        fill = attrs.get("fillcolor", "none") if "filled" in attrs.get("style", "filled") else "none"
-        stroke = attrs.get("color", theme.edge)
-        width = attrs.get("penwidth", "1.2")
-        font = attrs.get("fontcolor", theme.font)
-        head = f"∂{self.output_name}/∂{v.name}"
-        lines = adjoint_text(v, self.output_name, style).split("\n")
-        adjoint_at = None
-        texts = [el for el in g.iter() if el.tag == _TEXT]
-        for i, el in enumerate(texts):
-            if (el.text or "").replace("\xa0", " ").startswith(head):
-                adjoint_at = i
-        for el in g.iter():
-            if el.tag in _SHAPES:
-                el.set("fill", fill)
-                el.set("stroke", stroke)
-                el.set("stroke-width", width)
-            elif el.tag == _LINES:
-                el.set("stroke", stroke)
-                el.set("stroke-width", width)
-            elif el.tag == _TEXT:
-                el.set("fill", font)
-            elif el.tag == _TITLE:
-                el.text = node_tooltip(v, style)
-            elif el.tag == _A:
-                el.set(f"{{{XLINK}}}title", node_tooltip(v, style))
-        if adjoint_at is not None:
-            slots = texts[adjoint_at:]
-            for j, el in enumerate(slots):
-                if j < len(lines):
-                    el.text = lines[j] if j < len(slots) - 1 else "   ".join(lines[j:])
-                else:
-                    el.text = ""
+        filled = "filled" in attrs.get("style", "filled")
+        for k in slots["fill"]:
+            values[k] = attrs.get("fillcolor", "none") if filled else "none"
+        for k in slots["stroke"]:
+            values[k] = attrs.get("color", theme.edge)
+        for k in slots["width"]:
+            values[k] = attrs.get("penwidth", "1.2")
+        for k in slots["font"]:
+            values[k] = attrs.get("fontcolor", theme.font)
+        # A box's texts change only when its state or adjoint does: made once per change.
+        key = (v.id, v.state, v.reason, id(v.adjoint))
+        made = self._texts.get(key)
+        if made is None:
+            made = self._texts[key] = (node_tooltip(v, style),
+                                       adjoint_text(v, self.output_name, style).split("\n"))
+        tip, lines = made
+        for k in slots["tip"]:
+            values[k] = tip
+        texts = slots["texts"]
+        for j, k in enumerate(texts):
+            values[k] = ("   ".join(lines[j:]) if j == len(texts) - 1 else lines[j]) \
+                if j < len(lines) else ""
+
+
+_TOKEN = re.compile("\x00(\\d+)\x00")
+_XML_HEAD = b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+
+
+def _escape(text: str, attribute: bool) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if attribute:
+        text = text.replace('"', "&quot;").replace("\n", "&#10;")
+    return text
 
 
 INDEX = """<!DOCTYPE html>
