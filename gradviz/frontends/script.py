@@ -63,11 +63,21 @@ def _execute(path: str, argv: Sequence[str] = ()) -> dict:
         sys.argv, sys.path[:] = saved_argv, saved_path
 
 
-def run_script(target: str, argv: Sequence[str] = ()) -> ScriptResult:
+def run_script(target: str, *, group: bool = False, argv: Sequence[str] = ()) -> ScriptResult:
     """Run ``path.py[:NAME]`` (with ``argv`` as its arguments) and return the chosen tensor,
-    its nodes labelled by the script's names."""
+    its nodes labelled by the script's names.
+
+    With ``group``, every op remembers the call of the script's functions it was made
+    in (``node.scope``), for diagrams that cluster or collapse them.
+    """
     path, name = split_target(target)
-    namespace = _execute(path, argv)
+    if group:
+        from gradviz.engine.calls import group_calls
+
+        with group_calls():
+            namespace = _execute(path, argv)
+    else:
+        namespace = _execute(path, argv)
     tensors = {k: v for k, v in namespace.items()
                if isinstance(v, Tensor) and not k.startswith("_")}
     if name is None:
