@@ -234,6 +234,16 @@ def _step(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seque
         err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     if at == 0:
         raise GradvizError("--at counts from 1 (the first step); -1 is the last")
+    # Options that would be silently ignored together are an error instead.
+    if frames is not None and at is not None:
+        raise GradvizError("--frames writes every step; --at prints one: give one of them")
+    if frames is not None and mode == "forward":
+        raise GradvizError("--frames draws the reverse pass; forward mode prints its sweeps "
+                           "(drop --frames, or --mode forward)")
+    if direction is not None and mode != "forward":
+        raise GradvizError("--direction picks a forward-mode sweep: add --mode forward --wrt NAME")
+    if frames == "-":
+        raise GradvizError("--frames needs a folder (the frames are several files), not '-'")
     k = None if at is None else at - 1 if at > 0 else at
     if mode == "forward":
         from gradviz.stepper.forward import ForwardSession, forward_transcript

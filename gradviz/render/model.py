@@ -19,7 +19,7 @@ import numpy as np
 from gradviz.engine.backward import Step
 from gradviz.engine.tape import Tape, prune_reason
 from gradviz.engine.tensor import Tensor
-from gradviz.render.values import format_array
+from gradviz.render.values import exact_number
 
 # Node kinds, each with its own style and legend entry.
 LEAF, CONSTANT, OP, OUTPUT, PRUNED = "leaf", "constant", "op", "output", "pruned"
@@ -211,7 +211,7 @@ def _precedence(n: Tensor) -> int:
 
 
 def _const_text(t: Tensor) -> str:
-    return format_array(t.data, 4) if t.data.ndim == 0 else "const"
+    return exact_number(t.data) if t.data.ndim == 0 else "const"
 
 
 def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
