@@ -21,8 +21,9 @@ from gradviz.engine.backward import BackwardPass, Step, saved_freed
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizValueError
-from gradviz.render.backends import FORMATS, render_dot
-from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip, to_digraph
+from gradviz.render.backends import DEFAULT_DPI, FORMATS, render_dot
+from gradviz.render.dot import (EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip,
+                                slide_style, to_digraph)
 from gradviz.render.files import write_atomic
 from gradviz.render.model import GraphView, build_view
 from gradviz.render.values import has_nonfinite
@@ -46,8 +47,10 @@ class Drawing:
     def source(self) -> str:
         return self.digraph.source
 
-    def pipe(self, fmt: str = "svg", renderer: str = "auto") -> bytes:
+    def pipe(self, fmt: str = "svg", renderer: str = "auto", dpi: float = DEFAULT_DPI) -> bytes:
         """The diagram in ``fmt``: our DOT source for "dot", else laid out by ``renderer``.
+
+        PNG (at ``dpi``) and PDF are converted from the SVG in-process.
 
         In SVG each box's ``<title>`` carries its tooltip (why it was pruned,
         its full value and adjoint), not only its id, for viewers and screen
@@ -55,7 +58,7 @@ class Drawing:
         """
         if fmt == "dot":
             return self.source.encode("utf-8")
-        data = render_dot(self.source, fmt, renderer)
+        data = render_dot(self.source, fmt, renderer, dpi)
         return _titled(data, self.tooltips) if fmt == "svg" else data
 
     def _repr_svg_(self) -> str:
@@ -68,8 +71,9 @@ def _freed(tape: Tape) -> bool:
 
 def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
-         legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
-         max_elems: int = 6, title: str | None = None, backprop: bool = True) -> Drawing:
+         legend: bool | None = None, roll: bool = False, max_nodes: int = 400, precision: int = 4,
+         max_elems: int = 6, title: str | None = None, backprop: bool = True,
+         font_size: float | None = None, slide: bool = False) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -85,6 +89,10 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         max_nodes: beyond this many boxes the graph is rolled, then trimmed.
         backprop: run a backward pass to show adjoints (default); otherwise
             show the adjoints of the most recent ``backward()``.
+        font_size: size of the boxes' text in points (default 11; 22 with ``slide``).
+        legend: draw the legend of the node styles (default: yes, except on slides).
+        slide: the slide preset (``dot.SLIDE``): large type, compact boxes, no
+            legend unless ``legend=True``.
     """
     _check_choice("show", show, SHOW)
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
@@ -123,7 +131,8 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         warnings.append("non-finite values (nan or inf) in " + ", ".join(bad[:8])
                         + (" ..." if len(bad) > 8 else ""))
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
-                  legend=legend, precision=precision, max_elems=max_elems, title=title)
+                  legend=legend is not False, precision=precision, max_elems=max_elems, title=title)
+    style = slide_style(style, slide=slide, font_size=font_size, legend=legend)
     tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
     digraph = to_digraph(view, style, tape.name(output), notes, tooltips)
     return Drawing(digraph, view, tape, steps, notes, warnings, tooltips)
