@@ -155,6 +155,10 @@ def test_every_text_has_aa_contrast(theme):
     pairs = text_pairs(THEMES[theme])
     # Every kind of box is covered, each with its own background.
     assert {what for what, _, _ in pairs} >= {f"{k} box" for k in THEMES[theme].styles}
+    # ...and every stepper state (done, current, pending, waiting) laid over every kind.
+    assert {what for what, _, _ in pairs} >= {f"{k} box, {state}" for k in THEMES[theme].styles
+                                              for state in THEMES[theme].states}
+    assert len(THEMES[theme].states) >= 4
     failing = [(what, fg, bg, round(contrast(fg, bg), 2)) for what, fg, bg in pairs
                if contrast(fg, bg) < 4.5]
     assert failing == []

@@ -22,6 +22,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gradviz.engine.tensor import Tensor, record
+
 # Tokens an op lists in ``saves``: which values its derivative rules need.
 # "x0", "x1", ... are its inputs, "out" its output, "shape0", ... an input's shape.
 Rule = Callable[..., Any]
@@ -105,8 +107,8 @@ class Op:
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the op: recorded on the tape if any argument is a Tensor, else plain numpy."""
         for a in args:
-            if isinstance(a, _Tensor):
-                return _record(self, args, params or _NO_PARAMS)
+            if isinstance(a, Tensor):
+                return record(self, args, params or _NO_PARAMS)
         return self.forward(*args, **params)
 
     # -- what the engine asks of an op --------------------------------------
@@ -172,7 +174,3 @@ def defop(name: str, forward: Callable[..., np.ndarray], **spec: Any) -> Op:
 
 
 _NO_PARAMS: dict = {}  # shared by every node without parameters; never mutated
-
-# Bound late by gradviz.engine.tensor (which imports this module) to avoid a cycle.
-_Tensor: type = type(None)
-_record: Callable[[Op, tuple, dict], Any]

@@ -17,8 +17,8 @@ import numpy as np
 from gradviz.engine.backward import CUT_OFF, NOT_REQUESTED
 from gradviz.errors import GradvizValueError
 from gradviz.render.fonts import LAYOUT_FONT
-from gradviz.render.model import (CONSTANT, ELIDED, LEAF, OP, OUTPUT, PRUNED, EdgeView,
-                                  GraphView, NodeView)
+from gradviz.render.model import (CONSTANT, CURRENT, DONE, ELIDED, LEAF, OP, OUTPUT, PENDING,
+                                  PRUNED, UNFLOWED, WAITING, EdgeView, GraphView, NodeView)
 from gradviz.render.values import format_array, format_shape, jacobian_shape
 
 SHOW = ("structure", "values", "all")
@@ -35,6 +35,7 @@ class Theme:
     flow: str        # colour of what flowed back (adjoints, edge contributions)
     muted: str
     styles: dict     # kind -> node attributes
+    states: dict     # step state (while a pass is under way) -> attributes laid over the kind's
 
 
 _BASE = {"shape": "record", "style": "filled,rounded", "penwidth": "1.2"}
@@ -52,6 +53,12 @@ THEMES = {
             PRUNED: {"fillcolor": "#f9fafb", "color": "#9ca3af", "fontcolor": "#4b5563",
                      "style": "filled,rounded,dashed"},
             ELIDED: {"fillcolor": "white", "color": "#6b7280", "style": "rounded,dotted"},
+        },
+        states={
+            CURRENT: {"color": "#7c3aed", "penwidth": "4", "fillcolor": "#ede9fe"},
+            PENDING: {"color": "#c2410c", "penwidth": "2.5"},
+            DONE: {},
+            WAITING: {"color": "#9ca3af", "fontcolor": "#4b5563", "fillcolor": "#f9fafb"},
         }),
     "dark": Theme(
         background="#111827", font="#e5e7eb", edge="#9ca3af", flow="#fca5a5", muted="#9ca3af",
@@ -63,6 +70,12 @@ THEMES = {
             PRUNED: {"fillcolor": "#1f2937", "color": "#6b7280", "fontcolor": "#9ca3af",
                      "style": "filled,rounded,dashed"},
             ELIDED: {"fillcolor": "#111827", "color": "#9ca3af", "style": "rounded,dotted"},
+        },
+        states={
+            CURRENT: {"color": "#c4b5fd", "penwidth": "4", "fillcolor": "#2e1065"},
+            PENDING: {"color": "#fdba74", "penwidth": "2.5"},
+            DONE: {},
+            WAITING: {"color": "#6b7280", "fontcolor": "#d1d5db", "fillcolor": "#1f2937"},
         }),
     # Grey-scale, every kind told apart by its outline alone (corners, pattern, weight),
     # never by a shade: legible on paper and on washed-out projectors.  (Records
@@ -80,6 +93,12 @@ THEMES = {
                      "style": "filled,rounded,dashed", "penwidth": "1.2"},
             ELIDED: {"fillcolor": "white", "color": "black", "style": "rounded,dotted",
                      "penwidth": "1.2"},
+        },
+        states={
+            CURRENT: {"color": "black", "penwidth": "5", "fillcolor": "#d0d0d0"},
+            PENDING: {"color": "black", "penwidth": "2.5", "peripheries": "2"},
+            DONE: {},
+            WAITING: {"color": "#777777", "fontcolor": "#555555", "fillcolor": "white"},
         }),
 }
 
@@ -89,6 +108,12 @@ LEGEND = {
     OP: "operation",
     OUTPUT: "output",
     PRUNED: "pruned: no gradient",
+}
+
+STATE_LEGEND = {
+    CURRENT: "current step",
+    PENDING: "pending: partial adjoint, waiting for other consumers",
+    WAITING: "not reached yet",
 }
 
 
@@ -177,7 +202,7 @@ def short_reason(v: NodeView) -> str:
     The full sentence (``v.reason``) stays in the tooltip; PNG and PDF have no
     tooltips, so the box says ``no grad: detach()``, ``constant``, ``not in --wrt``...
     """
-    if not v.reason:
+    if not v.reason or v.reason.startswith("unavailable"):  # the adjoint line says so
         return ""
     node = v.nodes[-1]
     if node.op is not None and not node.op.differentiable:
@@ -219,15 +244,24 @@ def node_label(v: NodeView, output_name: str, style: Style) -> str:
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
                                                               style.max_elems), 7)))
     if style.show == "all":
-        head = f"∂{output_name}/∂{v.name}"
-        if v.adjoint is None:
-            fields.append(_field(f"{head}  not computed"))
-        else:
-            fields.append(_field(f"{head}  " + _indent(
-                format_array(np.asarray(v.adjoint), style.precision, style.max_elems),
-                len(head) + 2)))
+        fields.append(_field(adjoint_text(v, output_name, style)))
     body = "|".join(fields)
     return "{" + body + "}" if style.rankdir in ("BT", "TB") else body
+
+
+def adjoint_text(v: NodeView, output_name: str, style: Style) -> str:
+    """The adjoint line(s) of a box: the value, partial while pending, or why there is none."""
+    head = f"∂{output_name}/∂{v.name}"
+    if v.adjoint is None:
+        if v.state == WAITING:
+            return f"{head}  not reached yet"
+        if v.reason and v.reason.startswith("unavailable"):
+            return f"{head}  unavailable: graph freed"
+        return f"{head}  not computed"
+    if v.state == PENDING:
+        head += " so far"
+    return f"{head}  " + _indent(format_array(np.asarray(v.adjoint), style.precision,
+                                              style.max_elems), len(head) + 2)
 
 
 def _indent(text: str, width: int) -> str:
@@ -327,6 +361,8 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         if v.kind == OUTPUT and v.reason:
             attrs.update(theme.styles[PRUNED])
             attrs["penwidth"] = "2.5"
+        if v.state is not None:
+            attrs.update(theme.states[v.state])
         attrs["label"] = node_label(v, output_name, style)
         attrs["tooltip"] = escape_text(tooltips[v.id])
         attrs["id"] = v.id
@@ -338,6 +374,9 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
             attrs["label"] = escape_text(f" {text}  ")  # padding: parallel edges (x * x) keep apart
         if e.pruned:
             attrs.update(style="dashed", color=theme.muted, fontcolor=theme.muted)
+        elif e.state == UNFLOWED:  # will carry its contribution at a later step
+            attrs.pop("label", None)
+            attrs.update(color=theme.muted)
         if e.cut:
             attrs.update(arrowhead="tee")
         tip = f"{e.src} → {e.dst} (input {e.slot})"
@@ -403,10 +442,15 @@ def text_pairs(theme: Theme) -> list[tuple[str, str, str]]:
     pairs = [("title", theme.font, theme.background),
              ("edge label", theme.flow, theme.background),
              ("pruned edge label", theme.muted, theme.background)]
-    for kind, attrs in theme.styles.items():
+    # A box's look: its kind's attributes, with a stepper state's laid over them.
+    looks = [(f"{kind} box", attrs) for kind, attrs in theme.styles.items()]
+    looks += [(f"{kind} box, {state}", {**attrs, **over})
+              for state, over in theme.states.items()
+              for kind, attrs in theme.styles.items()]
+    for what, attrs in looks:
         style = attrs.get("style", _BASE["style"])
         fill = attrs.get("fillcolor", theme.background) if "filled" in style else theme.background
-        pairs.append((f"{kind} box", attrs.get("fontcolor", theme.font), fill))
+        pairs.append((what, attrs.get("fontcolor", theme.font), fill))
     return pairs
 
 
@@ -423,6 +467,14 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
             attrs.update(shape="box", fontname=style.font, fontsize=sizes["legend"],
                          margin="0.08,0.03", height="0.3")
             c.node(f"legend_{k}", escape_text(LEGEND[k]), id=f"legend_{k}", **attrs)
+        states = [s for s in STATE_LEGEND if any(v.state == s for v in view.nodes)]
+        for state in states:
+            attrs = dict(theme.styles[OP])
+            attrs.update(theme.states[state])
+            attrs.update(shape="box", fontname=style.font, fontsize=sizes["legend"],
+                         margin="0.08,0.03", height="0.3")
+            c.node(f"legend_{state}", escape_text(STATE_LEGEND[state]), id=f"legend_{state}",
+                   **attrs)
         notes = []
         if mode == "contribution":
             notes.append("edge label: what flowed back along the edge\n"
@@ -430,6 +482,8 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
                          "a node's adjoint is the sum of what flowed into it")
         elif mode == "jacobian":
             notes.append("edge label: shape of the local Jacobian ∂out/∂in")
+        if any(e.state == UNFLOWED for e in view.edges):
+            notes.append("grey edge: its contribution flows at a later step")
         if mode == "contribution" and any(e.count > 1 for e in view.edges):
             notes.append("Σn: summed over the n steps of a rolled box")
         notes.append("dashed: pruned, no gradient flows")
