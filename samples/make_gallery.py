@@ -26,6 +26,11 @@ EXAMPLES = [
                             "--show", "structure"]),
     ("control_flow_rolled", [str(HERE / "lesson" / "05_control_flow.py") + ":d", "--roll",
                              "--title", "the lesson's f(a): while b.norm() < 1000: b = b * 2"]),
+    ("mlp", ["sum(relu(W1 @ x + b1) * w2)", "-v", "W1=[[1, -2], [0.5, 1], [-1, 0.3]]",
+             "-v", "x=[1, 2]", "-v", "b1=[0.1, 0.2, 0.3]", "-v", "w2=[1, -1, 2]"]),
+    ("mlp_slide", ["sum(relu(W1 @ x + b1) * w2)", "-v", "W1=[[1, -2], [0.5, 1], [-1, 0.3]]",
+                   "-v", "x=[1, 2]", "-v", "b1=[0.1, 0.2, 0.3]", "-v", "w2=[1, -1, 2]",
+                   "--slide"]),
     ("wrt_pruned", ["sin(a) * b + exp(c)", "-v", "a=0.5", "-v", "b=2", "-v", "c=[1, 2]",
                     "--wrt", "a", "--theme", "dark"]),
 ]
