@@ -222,10 +222,12 @@ def short_reason(v: NodeView) -> str:
     return "not reached"
 
 
-def node_label(v: NodeView, output_name: str, style: Style) -> str:
+def node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None = None) -> str:
     """The record label of a node: title, shape, value, adjoint (by ``style.show``).
 
-    A box no gradient reaches says why in a short line of its own.
+    A box no gradient reaches says why in a short line of its own.  ``adjoint``
+    replaces the adjoint field's text (frames lay out once with the widest text
+    any step shows, then fill in each step's).
     """
     if v.kind == ELIDED:
         return escape_record(f"… {v.formula} …\nraise --max-nodes, or --roll")
@@ -244,7 +246,8 @@ def node_label(v: NodeView, output_name: str, style: Style) -> str:
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
                                                               style.max_elems), 7)))
     if style.show == "all":
-        fields.append(_field(adjoint_text(v, output_name, style)))
+        fields.append(_field(adjoint if adjoint is not None else
+                             adjoint_text(v, output_name, style)))
     body = "|".join(fields)
     return "{" + body + "}" if style.rankdir in ("BT", "TB") else body
 
@@ -324,8 +327,10 @@ def _attributes(attrs: dict[str, str]) -> str:
 
 
 def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str],
-               tooltips: dict[str, str] | None = None) -> Any:
-    """Build the ``graphviz.Digraph`` for ``view`` (``tooltips`` by box id, if already made)."""
+               tooltips: dict[str, str] | None = None,
+               adjoints: dict[str, str] | None = None) -> Any:
+    """Build the ``graphviz.Digraph`` for ``view`` (``tooltips`` by box id, if already made;
+    ``adjoints``: adjoint-field texts by box id, in place of the view's)."""
     import graphviz
 
     if tooltips is None:
@@ -363,7 +368,8 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
             attrs["penwidth"] = "2.5"
         if v.state is not None:
             attrs.update(theme.states[v.state])
-        attrs["label"] = node_label(v, output_name, style)
+        attrs["label"] = node_label(v, output_name, style,
+                                    None if adjoints is None else adjoints.get(v.id))
         attrs["tooltip"] = escape_text(tooltips[v.id])
         attrs["id"] = v.id
         body.append(f'\t"{v.id}" [{_attributes(attrs)}]\n')

@@ -15,6 +15,26 @@ import click
 from gradviz.stepper.screen import Viewer
 
 
+def split_keys(chunk: str) -> list[str]:
+    """The keys in what one read returned: keys typed fast (or pasted) arrive together.
+
+    An escape sequence (an arrow key, ``\x1b[C``) stays one key.
+    """
+    keys = []
+    i = 0
+    while i < len(chunk):
+        if chunk[i] == "\x1b" and chunk[i + 1:i + 2] in ("[", "O"):
+            j = i + 2
+            while j < len(chunk) and not (chunk[j].isalpha() or chunk[j] == "~"):
+                j += 1
+            keys.append(chunk[i:j + 1])
+            i = j + 1
+        else:
+            keys.append(chunk[i])
+            i += 1
+    return keys
+
+
 def run(viewer: Viewer, console: Any, getchar: Callable[[], str] = click.getchar) -> None:
     """Show ``viewer`` on ``console`` until the user quits."""
     def draw() -> Any:
@@ -29,10 +49,10 @@ def run(viewer: Viewer, console: Any, getchar: Callable[[], str] = click.getchar
         try:
             while True:
                 try:
-                    key = getchar()
+                    chunk = getchar()
                 except (KeyboardInterrupt, EOFError):
                     break
-                if not viewer.press(key):
+                if not all(viewer.press(key) for key in split_keys(chunk)):
                     break
                 screen.update(draw())
         finally:

@@ -24,10 +24,11 @@ STYLES = {CURRENT: "bold reverse magenta", DONE: "green", PENDING: "bold yellow"
           NOT_REACHED: "", PRUNED: "dim"}
 STATUS_WORDS = {CURRENT: "current", DONE: "done", PENDING: "pending", NOT_REACHED: "not reached",
                 PRUNED: "pruned"}
+#: The table says why a node is pruned in a word or two (the transcript says it in full).
 #: Beyond this many nodes the graph panel is a scrolling list instead of a tree.
 TREE_LIMIT = 60
 
-KEYS = "→ next  ← back  g/G first/last  j jump  b break  c continue  f values  ? help  q quit"
+KEYS = "n/→ next  p/← back  g/G ends  j jump  b break  c continue  ? help  q quit"
 HELP = """[bold]Keys[/]
   n, space, Enter, →   next step
   p, ←                 previous step (recorded: nothing is recomputed)
@@ -140,14 +141,11 @@ class Viewer:
         footer = self._footer(frame)
         room = max(3, height - len(head) - len(footer) - 2)  # the panels' borders
         graph = graph_panel(session, fmt, frame, self.show_values, room, self.breakpoints)
-        table = table_panel(session, fmt, frame, room)
+        table_width = max(40, width * 5 // 9)
+        table = table_panel(session, fmt, frame, room, table_width)
         body = Table.grid(expand=True, padding=(0, 1))
-        if width >= 100:
-            body.add_column(ratio=2)
-            body.add_column(ratio=3)
-        else:
-            body.add_column(ratio=1)
-            body.add_column(ratio=1)
+        body.add_column(ratio=1)
+        body.add_column(width=table_width)
         body.add_row(graph, table)
         return Group(*head, body, *footer)
 
@@ -161,7 +159,6 @@ class Viewer:
             (session.tape.id(node), "bold magenta"), "  ",
             (session.equation(node), "bold"), f"   {grad_fn}   value ",
             (fmt.one_line(node.data), "cyan"))
-        title.truncate(200)
         lines: list[Any] = [title]
         seed = " (the seed)" if frame.k == 0 else " (complete)"
         lines.append(Text.assemble("received ", (f"{fmt.bar(name)} = {fmt.one_line(frame.step.adjoint)}",
@@ -177,6 +174,9 @@ class Viewer:
         elif frame.step.into_grad:
             lines.append(Text(f"  {name} is an input: its adjoint is its gradient, what "
                               f"backward() adds into {name}.grad"))
+        for line in lines:
+            line.no_wrap = True
+            line.overflow = "ellipsis"
         return lines
 
     def _footer(self, frame: Frame) -> list[Any]:
@@ -192,6 +192,9 @@ class Viewer:
             lines.append(Text(self.message, style="bold red" if "no " in self.message[:3]
                               or "never" in self.message else "bold"))
         lines.append(Text(KEYS, style="dim"))
+        for line in lines:  # one row each: the panels above are sized on that
+            line.no_wrap = True
+            line.overflow = "ellipsis"
         return lines
 
 
@@ -253,7 +256,7 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
         row = rows[id(node)]
         if id(node) in shown:
             ref = Text(f"{lead}{branch}↑ {row.id}", style="dim")
-            ref.append(" (shared: drawn above)", style="dim italic")
+            ref.append(" (shared, above)", style="dim italic")
             ref.no_wrap = True
             ref.overflow = "ellipsis"
             lines.append(ref)
@@ -281,24 +284,30 @@ def graph_panel(session: Session, fmt: Formatter, frame: Frame, show_values: boo
                  title=f"graph ({what}; f toggles)", title_align="left", border_style="blue")
 
 
-def table_panel(session: Session, fmt: Formatter, frame: Frame, room: int) -> Panel:
-    table = Table(box=None, pad_edge=False, header_style="bold", expand=True)
-    cell = {"overflow": "ellipsis", "no_wrap": True}
-    table.add_column("node", min_width=4, **cell)
-    table.add_column("value", ratio=1, **cell)
-    table.add_column("adjoint", ratio=1, **cell)
-    table.add_column("status", ratio=1, **cell)
+def table_panel(session: Session, fmt: Formatter, frame: Frame, room: int,
+                width: int = 44) -> Panel:
+    """The nodes, output first, in a panel ``width`` columns wide (a window if they overflow)."""
     rows = list(reversed(frame.rows))  # output first, as the pass goes
+    labels = [r.id if r.name == r.id else f"{r.id} {r.name}" for r in rows]
+    inner = width - 4 - 3          # borders and padding, then one space between columns
+    node_w = min(max(len(t) for t in labels), 12) + 1
+    status_w = 13
+    value_w = max(4, (inner - node_w - status_w) // 2)
+    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
+    cell = {"overflow": "ellipsis", "no_wrap": True}
+    table.add_column("node", width=node_w, **cell)
+    table.add_column("value", width=value_w, **cell)
+    table.add_column("adjoint", width=value_w, **cell)
+    table.add_column("status", width=status_w, **cell)
     focus = next((i for i, r in enumerate(rows) if r.status == CURRENT), 0)
     body_room = max(room - 1, 1)
     start = 0
     if len(rows) > body_room:
         start = max(0, min(focus - body_room // 2, len(rows) - body_room))
-    for r in rows[start:start + body_room]:
+    for r, label in zip(rows[start:start + body_room], labels[start:start + body_room]):
         status = STATUS_WORDS[r.status]
         if r.status == PRUNED and r.reason:
-            status = f"pruned: {_short_reason(r.reason)}"
-        label = r.id if r.name == r.id else f"{r.id} {r.name}"
+            status = _short_reason(r.reason)
         table.add_row(Text(label, style=STYLES[r.status]),
                       fmt.one_line(r.node.data),
                       "" if r.adjoint is None else fmt.one_line(r.adjoint),
@@ -309,9 +318,11 @@ def table_panel(session: Session, fmt: Formatter, frame: Frame, room: int) -> Pa
 
 
 def _short_reason(reason: str) -> str:
-    """The reason, short enough for a table cell."""
+    """Why a node is pruned, short enough for a table cell."""
     if reason.startswith("constant"):
         return "constant"
+    if reason.startswith("computed from constants"):
+        return "from consts"
     if "detach" in reason:
         return "detach()"
     if "no_grad" in reason:

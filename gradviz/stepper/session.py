@@ -225,7 +225,7 @@ class Session:
     def gradients(self) -> list[tuple[str, Any]]:
         """Each input's gradient at the end: what ``backward()`` leaves in ``.grad``."""
         final = {id(s.node): s.adjoint for s in self.steps}
-        return [(self.label(x), final.get(id(x))) for x in self.inputs]
+        return [(self.name(x), final.get(id(x))) for x in self.inputs]
 
 
 def _jacobian(out_shape: tuple, in_shape: tuple) -> str:

@@ -7,6 +7,7 @@ rule on each input edge with numbers, every node's status, and memory.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -41,7 +42,8 @@ class Formatter:
     @staticmethod
     def bar(name: str) -> str:
         """``x̄``: the adjoint of ``name``, d(output)/d(name) (a macron over its first letter)."""
-        return name[0] + "\u0304" + name[1:]
+        # NFC: precomposed where Unicode has it (ā), so the text can be searched as typed.
+        return unicodedata.normalize("NFC", name[0] + "\u0304" + name[1:])
 
     def chain_rule(self, frame: Frame, e: EdgeLine) -> str:
         """``x̄ += v̄2 · ∂v2/∂x = 1 · 3 = 3``, or why nothing flows."""
