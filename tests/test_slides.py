@@ -203,6 +203,16 @@ def test_the_check_finds_clipped_text():
     assert len(bad) == 1 and "input (requires grad)" in bad[0]
 
 
+def test_stepper_frames_have_no_clipped_text(tmp_path):
+    """gradviz step --frames: one layout filled with each step's text, never clipped."""
+    result = CliRunner().invoke(main, ["step", *MLP, "--frames", str(tmp_path / "frames")])
+    assert result.exit_code == 0, result.output
+    frames = sorted((tmp_path / "frames").glob("step-*.svg"))
+    assert len(frames) >= 8
+    for frame in frames:
+        assert clipped(frame.read_bytes(), OUR_FONT) == [], frame.name
+
+
 def test_long_titles_are_wrapped(tmp_path):
     statements = "; ".join(f"v{i} = x * {i}" for i in range(30)) + "; sum(v29)"
     svg = render(tmp_path, [statements, "-v", "x=arange(3)", "--title", statements],
@@ -230,7 +240,9 @@ def test_svg_embeds_the_font_it_names(tmp_path, renderer):
     assert families == {SVG_FAMILY.encode()}
     face = re.search(rb"@font-face\{font-family:\"gradviz-mono\";src:url\(data:font/woff;"
                      rb"base64,([A-Za-z0-9+/=]+)\)", svg)
-    font = TTFont(io.BytesIO(base64.b64decode(face.group(1))))
+    data = base64.b64decode(face.group(1))
+    assert data[:4] == b"wOFF"        # what format("woff") says it is
+    font = TTFont(io.BytesIO(data))
     cmap = font.getBestCmap()
     assert all(ord(ch) in cmap for ch in CORE_TEXT)
     assert {font["hmtx"][g][0] for g in cmap.values()} == {1233}  # monospaced: 0.602 em
@@ -242,7 +254,9 @@ def test_svg_with_other_characters_embeds_a_subset_holding_them(tmp_path):
 
     svg = render(tmp_path, ["α * β", "-v", "α=2", "-v", "β=3"], "svg", "--renderer", "embedded")
     face = re.search(rb"base64,([A-Za-z0-9+/=]+)\)", svg)
-    cmap = TTFont(io.BytesIO(base64.b64decode(face.group(1)))).getBestCmap()
+    data = base64.b64decode(face.group(1))
+    assert data[:4] == b"wOFF"
+    cmap = TTFont(io.BytesIO(data)).getBestCmap()
     assert ord("α") in cmap and ord("β") in cmap and ord("∂") in cmap
     assert ord("Q") not in cmap   # a subset of what the drawing uses
 

@@ -55,6 +55,7 @@ def _subset(source: Path, codepoints: list[int], flavor: str | None, target: Pat
     sub = subset.Subsetter(options)
     sub.populate(unicodes=codepoints)
     sub.subset(font)
+    font.flavor = flavor  # Options.flavor is read only by fontTools' command line
     font.save(str(target))
     print(f"wrote {target.relative_to(ROOT)} ({target.stat().st_size} bytes)")
 

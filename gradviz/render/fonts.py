@@ -93,6 +93,7 @@ def subset_font(chars: set[str] | str, flavor: str = "woff") -> bytes:
     sub = subset.Subsetter(options)
     sub.populate(text="".join(sorted(set(chars) | {" "})))
     sub.subset(font)
+    font.flavor = flavor  # Options.flavor is read only by fontTools' command line
     out = io.BytesIO()
     font.save(out)
     return out.getvalue()
