@@ -192,6 +192,16 @@ def test_every_text_lies_inside_its_box(tmp_path, renderer, example, look):
     assert clipped(svg, courier_like) == []
 
 
+LESSON = sorted((Path(__file__).resolve().parent.parent / "samples" / "lesson").glob("[0-9]*.py"))
+
+
+@pytest.mark.parametrize("renderer", RENDERERS)
+@pytest.mark.parametrize("script", LESSON, ids=[p.stem for p in LESSON])
+def test_lesson_scripts_have_no_clipped_text(tmp_path, renderer, script):
+    svg = render(tmp_path, [str(script)], "svg", "--renderer", renderer)
+    assert clipped(svg, OUR_FONT) == []
+
+
 def test_the_check_finds_clipped_text():
     """The old legend, laid out as Helvetica, clipped when shown in a wider font."""
     svg = b"""<svg xmlns="http://www.w3.org/2000/svg" width="100pt" height="50pt">
