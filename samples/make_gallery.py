@@ -44,6 +44,12 @@ def main() -> None:
                "--renderer", "embedded", "--seed", "0"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         print("wrote", target.relative_to(HERE.parent))
+    # The step-by-step slides of the README (gradviz step --frames).
+    steps = OUT / "steps"
+    subprocess.run([sys.executable, "-m", "gradviz", "step", EXAMPLES[2][1][0], *EXAMPLES[2][1][1:],
+                    "--frames", str(steps), "--renderer", "embedded"],
+                   check=True, stdout=subprocess.DEVNULL)
+    print("wrote", steps.relative_to(HERE.parent))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import shutil
 import sys
@@ -219,8 +220,16 @@ def test_stepper_frames_have_no_clipped_text(tmp_path):
     assert result.exit_code == 0, result.output
     frames = sorted((tmp_path / "frames").glob("step-*.svg"))
     assert len(frames) >= 8
-    for frame in frames:
-        assert clipped(frame.read_bytes(), OUR_FONT) == [], frame.name
+    page = (tmp_path / "frames" / "index.html").read_text()
+    captions = json.loads(re.search(r"const captions = (\[.*?\]);", page).group(1))
+    for frame, caption in zip(frames, captions):
+        svg = frame.read_bytes()
+        assert clipped(svg, OUR_FONT) == [], frame.name
+        # The caption, wrapped over the title's lines, and nothing left from another step.
+        title = [t.text for t in texts(svg, OUR_FONT)[2] if t.kind == "graph"]
+        assert " ".join(line for line in title[:len(wrap_title(caption))]) == \
+            " ".join(wrap_title(caption))
+        assert all(len(line) <= TITLE_WIDTH for line in title)
 
 
 def test_long_titles_are_wrapped(tmp_path):

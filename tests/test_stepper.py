@@ -118,10 +118,18 @@ def test_the_table_says_pending_not_reached_and_pruned_with_the_reason():
     text = cli("step", "y = x * x; u = detach(y); z = u * x; sum(z)", "-v", "x=arange(4)",
                "--at", "1").stdout
     rows = {line.split()[1]: line for line in text.splitlines() if re.match(r"\s+v\d", line)}
-    assert "pending" in rows["z"] and rows["z"].split()[-5:-4] != []
+    assert "pending: complete, waits for its turn" in rows["z"]  # its one consumer is done
     assert "not reached yet" in rows["x"]
     assert "pruned: detach() passes no gradient" in rows["u"]
     assert "[1 1 1 1]" in rows["z"]  # the partial adjoint is shown, not blank
+
+
+def test_pending_says_whether_other_consumers_are_still_to_come():
+    text = cli("step", "a = x * 2; b = x * 3; sum(a * b)", "-v", "x=[1, 2]", "--at", "3").stdout
+    rows = {line.split()[1]: line for line in text.splitlines() if re.match(r"\s+v\d", line)}
+    assert "pending: partial, waits for its other consumers" in rows["x"]  # a has not sent yet
+    assert "[6 12]" in rows["x"]                                             # b's share alone
+    assert "pending: complete, waits for its turn" in rows["a"]
 
 
 def test_memory_is_freed_as_the_pass_goes():

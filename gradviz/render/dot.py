@@ -112,7 +112,7 @@ LEGEND = {
 
 STATE_LEGEND = {
     CURRENT: "current step",
-    PENDING: "pending: partial adjoint, waiting for other consumers",
+    PENDING: "pending: adjoint so far, not visited yet",
     WAITING: "not reached yet",
 }
 

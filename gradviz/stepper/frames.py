@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+import re
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
@@ -22,8 +23,9 @@ import numpy as np
 
 from gradviz.errors import GradvizError
 from gradviz.render import finish
-from gradviz.render.dot import THEMES, Style, adjoint_text, edge_label, node_tooltip
-from gradviz.render.model import (CONSTANT, OP, OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView)
+from gradviz.render.dot import (AUTO_EDGE_LABEL_LIMIT, THEMES, Style, adjoint_text, edge_label,
+                                node_tooltip, to_digraph, wrap_title)
+from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView
 from gradviz.stepper.session import Session
 
 SVG = "http://www.w3.org/2000/svg"
@@ -81,111 +83,172 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     n = len(session)
     views: list[GraphView] = [prepared.view(k) for k in range(n)] + [prepared.view(None)]
     texts = captions(session)
-    style = Style(theme=theme, precision=precision, max_elems=max_elems, edge_labels="contribution",
-                  title=max(texts, key=len))
+    # Captions are wrapped as titles are; the layout holds, line by line, the widest.
+    wrapped = [wrap_title(t) for t in texts]
+    widest = [max((w[i] for w in wrapped if i < len(w)), key=len)
+              for i in range(max(len(w) for w in wrapped))]
+    # Edge labels as render draws them: contributions up to 60 boxes, none beyond.
+    style = Style(theme=theme, precision=precision, max_elems=max_elems,
+                  title="\n".join(widest))
+    labels = "contribution" if len(views[-1].nodes) <= AUTO_EDGE_LABEL_LIMIT else "none"
     # Lay out once: the first view (it has every step state in its legend), each box
     # holding the widest adjoint text of any frame, every edge the label it ends with.
     final = views[-1]
-    adjoint_texts = {v.id: [] for v in final.nodes}
+    adjoint_texts: dict[str, list[str]] = {v.id: [] for v in final.nodes}
     for view in views:
         for v in view.nodes:
             adjoint_texts[v.id].append(adjoint_text(v, output_name, style))
     layout = GraphView(views[0].nodes, final.edges, views[0].notes)
     drawing = finish(prepared, layout, style)
-    digraph = drawing.digraph
-    from gradviz.render.dot import to_digraph
-    digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
-                         drawing.tooltips, {k: _widest(t) for k, t in adjoint_texts.items()})
-    drawing.digraph = digraph
-    root = ET.fromstring(drawing.pipe("svg", renderer))
-    template = _Template(root, output_name)
+    drawing.digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
+                                 drawing.tooltips,
+                                 {k: _widest(t) for k, t in adjoint_texts.items()})
+    template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name,
+                         len(widest))
     frames = []
-    t = THEMES[theme]
+    palette = THEMES[theme]
     for i, (view, caption) in enumerate(zip(views, texts)):
-        template.apply(view, caption, style, t)
-        frames.append(b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
-                      + ET.tostring(root, encoding="utf-8"))
+        frames.append(template.fill(view, caption, style, palette, labels))
         if progress is not None:
             progress(i + 1)
     return frames
 
 
 class _Template:
-    """The laid-out SVG, with handles on what changes from frame to frame."""
+    """The laid-out SVG, serialised once with a token in every place a frame changes.
 
-    def __init__(self, root: ET.Element, output_name: str) -> None:
+    Each frame is then the template's pieces joined with that frame's values:
+    no tree is copied or serialised again per frame.
+    """
+
+    def __init__(self, root: ET.Element, output_name: str, caption_lines: int = 1) -> None:
         self.output_name = output_name
-        self.nodes: dict[str, ET.Element] = {}
-        self.edges: dict[str, ET.Element] = {}
+        self._slots: list[tuple[ET.Element, str | None]] = []
+        self.nodes: dict[str, dict[str, list[int]]] = {}
+        self.edges: dict[str, dict[str, list[int]]] = {}
         graph = root.find(f"{{{SVG}}}g")
-        self.caption = graph.find(_TEXT) if graph is not None else None
+        lines = graph.findall(_TEXT)[:caption_lines] if graph is not None else []
+        self.caption = [self._slot(line, None) for line in lines]
         for g in root.iter(f"{{{SVG}}}g"):
             cls = g.get("class")
-            if cls == "node":
-                self.nodes[g.get("id")] = g
+            if cls == "node" and not g.get("id", "").startswith("legend"):
+                self.nodes[g.get("id")] = self._node_slots(g)
             elif cls == "edge":
-                self.edges[g.get("id")] = g
+                self.edges[g.get("id")] = self._edge_slots(g)
+        text = ET.tostring(root, encoding="unicode")
+        self._pieces = _TOKEN.split(text)  # text, slot number, text, slot number, ...
 
-    def apply(self, view: GraphView, caption: str, style: Style, theme: Any) -> None:
-        if self.caption is not None:
-            self.caption.text = caption
+    def _slot(self, el: ET.Element, attr: str | None) -> int:
+        i = len(self._slots)
+        self._slots.append((el, attr))
+        if attr is None:
+            el.text = f"\x00{i}\x00"
+        else:
+            el.set(attr, f"\x00{i}\x00")
+        return i
+
+    def _node_slots(self, g: ET.Element) -> dict[str, list[int]]:
+        slots: dict[str, list[int]] = {k: [] for k in ("fill", "stroke", "width", "font",
+                                                        "texts", "tip")}
+        for el in g.iter():
+            if el.tag in _SHAPES:
+                slots["fill"].append(self._slot(el, "fill"))
+                slots["stroke"].append(self._slot(el, "stroke"))
+                slots["width"].append(self._slot(el, "stroke-width"))
+            elif el.tag == _LINES:
+                slots["stroke"].append(self._slot(el, "stroke"))
+                slots["width"].append(self._slot(el, "stroke-width"))
+        head = [el for el in g.iter() if el.tag == _TEXT]
+        texts = [(el.text or "").replace("\xa0", " ") for el in head]
+        self_name = None
+        for el, t in zip(head, texts):
+            slots["font"].append(self._slot(el, "fill"))
+            if t.startswith(f"∂{self.output_name}/∂"):
+                self_name = t
+            if self_name is not None:
+                slots["texts"].append(self._slot(el, None))
+        for el in g.iter():
+            if el.tag == _TITLE:
+                slots["tip"].append(self._slot(el, None))
+            elif el.tag == _A and el.get(f"{{{XLINK}}}title") is not None:
+                slots["tip"].append(self._slot(el, f"{{{XLINK}}}title"))
+        return slots
+
+    def _edge_slots(self, g: ET.Element) -> dict[str, list[int]]:
+        slots: dict[str, list[int]] = {"stroke": [], "fill": [], "label": []}
+        for el in g.iter():
+            if el.tag in _SHAPES or el.tag == _LINES:
+                if el.get("stroke") not in (None, "none"):
+                    slots["stroke"].append(self._slot(el, "stroke"))
+                if el.tag == f"{{{SVG}}}polygon":
+                    slots["fill"].append(self._slot(el, "fill"))
+            elif el.tag == _TEXT:
+                slots["label"].append(self._slot(el, None))
+        return slots
+
+    def fill(self, view: GraphView, caption: str, style: Style, theme: Any,
+             labels: str) -> bytes:
+        """This frame's SVG: the template with ``view``'s styles and texts."""
+        values = [""] * len(self._slots)
+        lines = wrap_title(caption)
+        for j, k in enumerate(self.caption):
+            values[k] = (" ".join(lines[j:]) if j == len(self.caption) - 1 else lines[j]) \
+                if j < len(lines) else ""
         for v in view.nodes:
-            g = self.nodes.get(v.id)
-            if g is not None:
-                self._node(g, v, style, theme)
+            slots = self.nodes.get(v.id)
+            if slots is not None:
+                self._node(values, slots, v, style, theme)
         for i, e in enumerate(view.edges):
-            g = self.edges.get(f"e{i}")
-            if g is None:
+            slots = self.edges.get(f"e{i}")
+            if slots is None:
                 continue
-            text = edge_label(e, "contribution", style) if e.state != UNFLOWED else ""
+            text = edge_label(e, labels, style) if e.state != UNFLOWED else ""
             colour = theme.muted if e.pruned or e.state == UNFLOWED else theme.edge
-            for el in g.iter():
-                if el.tag in _SHAPES or el.tag == _LINES:
-                    if el.get("stroke") not in (None, "none"):
-                        el.set("stroke", colour)
-                    if el.tag == f"{{{SVG}}}polygon":
-                        el.set("fill", colour)
-                elif el.tag == _TEXT:
-                    el.text = f" {text}  " if text else ""
+            for k in slots["stroke"] + slots["fill"]:
+                values[k] = colour
+            for k in slots["label"]:
+                values[k] = f" {text}  " if text else ""
+        out = self._pieces[:]
+        for j in range(1, len(out), 2):
+            el, attr = self._slots[int(out[j])]
+            out[j] = _escape(values[int(out[j])], attr is not None)
+        return _XML_HEAD + "".join(out).encode("utf-8")
 
-    def _node(self, g: ET.Element, v: NodeView, style: Style, theme: Any) -> None:
+    def _node(self, values: list[str], slots: dict[str, list[int]], v: NodeView, style: Style,
+              theme: Any) -> None:
         attrs = dict(theme.styles[v.kind])
         if v.kind == OUTPUT and v.reason:
             attrs.update(theme.styles[PRUNED])
         if v.state is not None:
             attrs.update(theme.states[v.state])
-        fill = attrs.get("fillcolor", "none") if "filled" in attrs.get("style", "filled") else "none"
-        stroke = attrs.get("color", theme.edge)
-        width = attrs.get("penwidth", "1.2")
-        font = attrs.get("fontcolor", theme.font)
-        head = f"∂{self.output_name}/∂{v.name}"
+        filled = "filled" in attrs.get("style", "filled")
+        for k in slots["fill"]:
+            values[k] = attrs.get("fillcolor", "none") if filled else "none"
+        for k in slots["stroke"]:
+            values[k] = attrs.get("color", theme.edge)
+        for k in slots["width"]:
+            values[k] = attrs.get("penwidth", "1.2")
+        for k in slots["font"]:
+            values[k] = attrs.get("fontcolor", theme.font)
+        tip = node_tooltip(v, style)
+        for k in slots["tip"]:
+            values[k] = tip
         lines = adjoint_text(v, self.output_name, style).split("\n")
-        adjoint_at = None
-        texts = [el for el in g.iter() if el.tag == _TEXT]
-        for i, el in enumerate(texts):
-            if (el.text or "").replace("\xa0", " ").startswith(head):
-                adjoint_at = i
-        for el in g.iter():
-            if el.tag in _SHAPES:
-                el.set("fill", fill)
-                el.set("stroke", stroke)
-                el.set("stroke-width", width)
-            elif el.tag == _LINES:
-                el.set("stroke", stroke)
-                el.set("stroke-width", width)
-            elif el.tag == _TEXT:
-                el.set("fill", font)
-            elif el.tag == _TITLE:
-                el.text = node_tooltip(v, style)
-            elif el.tag == _A:
-                el.set(f"{{{XLINK}}}title", node_tooltip(v, style))
-        if adjoint_at is not None:
-            slots = texts[adjoint_at:]
-            for j, el in enumerate(slots):
-                if j < len(lines):
-                    el.text = lines[j] if j < len(slots) - 1 else "   ".join(lines[j:])
-                else:
-                    el.text = ""
+        texts = slots["texts"]
+        for j, k in enumerate(texts):
+            values[k] = ("   ".join(lines[j:]) if j == len(texts) - 1 else lines[j]) \
+                if j < len(lines) else ""
+
+
+_TOKEN = re.compile("\x00(\\d+)\x00")
+_XML_HEAD = b'<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+
+
+def _escape(text: str, attribute: bool) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if attribute:
+        text = text.replace('"', "&quot;").replace("\n", "&#10;")
+    return text
 
 
 INDEX = """<!DOCTYPE html>

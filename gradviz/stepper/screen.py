@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from rich.console import Group
+from rich.layout import Layout
 from rich.panel import Panel
-from rich.table import Table
+from rich.cells import cell_len, set_cell_size
 from rich.text import Text
 
 from gradviz.errors import GradvizError
@@ -25,6 +26,8 @@ STYLES = {CURRENT: "bold reverse magenta", DONE: "green", PENDING: "bold yellow"
 STATUS_WORDS = {CURRENT: "current", DONE: "done", PENDING: "pending", NOT_REACHED: "not reached",
                 PRUNED: "pruned"}
 #: The table says why a node is pruned in a word or two (the transcript says it in full).
+#: Marks the one input of a node, drawn under it without indenting further.
+CHAIN = "↳ "
 #: Beyond this many nodes the graph panel is a scrolling list instead of a tree.
 TREE_LIMIT = 60
 
@@ -46,8 +49,13 @@ HELP = """[bold]Keys[/]
   local derivative and adds the result into the input's adjoint.  An input used
   twice receives two contributions that add up.
 
+[bold]Memory[/]  saved values are freed as the pass goes (retain_graph=False); the
+  tape keeps every forward value for display, so freeing a saved value that is
+  one of them releases nothing: "released" counts what was really given back.
+
 [bold]Marks[/]  ▶ current  ✓ done  ◐ pending (partial adjoint, waits for its other
-  consumers)  · not reached yet  ✗ pruned (no gradient flows: see the reason)"""
+  consumers; "ready" once all have sent theirs)  · not reached yet  ✗ pruned (no
+  gradient flows: see the reason)"""
 
 
 class Viewer:
@@ -139,15 +147,31 @@ class Viewer:
         frame = session.frame(self.k)
         head = self._header(frame)
         footer = self._footer(frame)
-        room = max(3, height - len(head) - len(footer) - 2)  # the panels' borders
+        # The chain rule lines wrap when the screen has room for them; the panels get
+        # what they need of the rest, and no more.
+        wrapped = [-(-cell_len(line.plain) // max(width, 1)) or 1 for line in head]
+        graph_needed = len(graph_lines(session, fmt, frame, self.show_values,
+                                       self.breakpoints)[0])
+        needed = max(graph_needed, len(frame.rows) + 1)
+        spare = height - len(footer) - 2 - sum(wrapped)
+        if spare >= min(needed, 8):
+            for line in head:
+                line.no_wrap = False
+            head_rows = sum(wrapped)
+        else:
+            head_rows = len(head)
+        room = max(3, min(needed, height - head_rows - len(footer) - 2))  # 2: the borders
         graph = graph_panel(session, fmt, frame, self.show_values, room, self.breakpoints)
         table_width = max(40, width * 5 // 9)
         table = table_panel(session, fmt, frame, room, table_width)
-        body = Table.grid(expand=True, padding=(0, 1))
-        body.add_column(ratio=1)
-        body.add_column(width=table_width)
-        body.add_row(graph, table)
-        return Group(*head, body, *footer)
+        # A Layout gives each region its size outright: nothing is measured, so a
+        # redraw costs the same however many nodes the graph has.
+        screen = Layout()
+        body = Layout(name="body", size=room + 2)
+        body.split_row(Layout(graph), Layout(table, size=table_width))
+        screen.split_column(Layout(Group(*head), size=head_rows), body,
+                            Layout(Group(*footer), size=len(footer)), Layout(Text(" ")))
+        return screen
 
     def _header(self, frame: Frame) -> list[Any]:
         session, fmt = self.session, self.fmt
@@ -198,10 +222,25 @@ class Viewer:
         return lines
 
 
+class _LazyLines:
+    """A list of lines made only when looked at: a big graph shows a window of them."""
+
+    def __init__(self, rows: list[Any], make: Any) -> None:
+        self.rows, self.make = rows, make
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self.make(r) for r in self.rows[index]]
+        return self.make(self.rows[index])
+
+
 def _window(lines: list[Any], focus: int, room: int) -> list[Any]:
     """At most ``room`` lines around ``focus``, saying how many are above and below."""
     if len(lines) <= room:
-        return lines
+        return lines[:]
     room = max(room - 2, 1)
     start = max(0, min(focus - room // 2, len(lines) - room))
     shown = lines[start:start + room]
@@ -237,18 +276,18 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
     """The DAG as an indented tree from the output, inputs below their consumers.
 
     A node used by several consumers is drawn once; later uses point back to it
-    (``↑ v0``) instead of copying its subtree.  Returns the lines and the index
-    of the current node's line.
+    (``↑ v0``) instead of copying its subtree, and the single input of a node
+    follows it on the next line (``↳``), so a long chain does not run off to
+    the right.  Returns the lines and the index of the current node's line.
     """
     rows = {id(r.node): r for r in frame.rows}
     lines: list[Text] = []
     focus = 0
     if len(rows) > TREE_LIMIT:  # a big graph: the nodes as a list, output first
-        for r in reversed(frame.rows):
-            if r.status == CURRENT:
-                focus = len(lines)
-            lines.append(_node_text(session, fmt, frame, r, show_values, breakpoints))
-        return lines, focus
+        ordered = list(reversed(frame.rows))
+        focus = next((i for i, r in enumerate(ordered) if r.status == CURRENT), 0)
+        return _LazyLines(ordered, lambda r: _node_text(session, fmt, frame, r, show_values,
+                                                        breakpoints)), focus
     shown: set[int] = set()
     stack: list[tuple[Any, str, str]] = [(session.output, "", "")]
     while stack:
@@ -270,7 +309,13 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
         line.overflow = "ellipsis"
         lines.append(line)
         inputs = [x for x in node.inputs if id(x) in rows]
-        child_lead = "" if not branch else lead + ("    " if branch == "└── " else "│   ")
+        if branch in ("", CHAIN):  # the root, or a link of a chain: its inputs stay in line
+            child_lead = lead
+        else:
+            child_lead = lead + ("    " if branch == "└── " else "│   ")
+        if len(inputs) == 1:  # a chain (b = b * 2 in a loop) goes down, not ever further right
+            stack.append((inputs[0], child_lead, CHAIN))
+            continue
         for i, x in reversed(list(enumerate(inputs))):
             stack.append((x, child_lead, "└── " if i == len(inputs) - 1 else "├── "))
     return lines, focus
@@ -284,37 +329,47 @@ def graph_panel(session: Session, fmt: Formatter, frame: Frame, show_values: boo
                  title=f"graph ({what}; f toggles)", title_align="left", border_style="blue")
 
 
+def _cell(text: str, width: int) -> str:
+    """``text`` cut (with …) or padded to ``width`` terminal cells."""
+    if cell_len(text) > width:
+        text = set_cell_size(text, width - 1) + "…"
+    return set_cell_size(text, width)
+
+
 def table_panel(session: Session, fmt: Formatter, frame: Frame, room: int,
                 width: int = 44) -> Panel:
-    """The nodes, output first, in a panel ``width`` columns wide (a window if they overflow)."""
+    """The nodes, output first, in a panel ``width`` columns wide (a window if they overflow).
+
+    Rows are laid out here as fixed-width text: a Rich Table measures every
+    cell, which made a key press on a 500-node graph slow.
+    """
     rows = list(reversed(frame.rows))  # output first, as the pass goes
     labels = [r.id if r.name == r.id else f"{r.id} {r.name}" for r in rows]
     inner = width - 4 - 3          # borders and padding, then one space between columns
-    node_w = min(max(len(t) for t in labels), 12) + 1
-    status_w = 13
+    node_w = min(max(len(t) for t in labels), 12)
+    status_w = 12
     value_w = max(4, (inner - node_w - status_w) // 2)
-    table = Table(box=None, pad_edge=False, header_style="bold", padding=(0, 1))
-    cell = {"overflow": "ellipsis", "no_wrap": True}
-    table.add_column("node", width=node_w, **cell)
-    table.add_column("value", width=value_w, **cell)
-    table.add_column("adjoint", width=value_w, **cell)
-    table.add_column("status", width=status_w, **cell)
-    focus = next((i for i, r in enumerate(rows) if r.status == CURRENT), 0)
+    widths = (node_w, value_w, value_w, status_w)
     body_room = max(room - 1, 1)
+    focus = next((i for i, r in enumerate(rows) if r.status == CURRENT), 0)
     start = 0
     if len(rows) > body_room:
         start = max(0, min(focus - body_room // 2, len(rows) - body_room))
+    lines = [Text(" ".join(_cell(h, w) for h, w in zip(("node", "value", "adjoint", "status"),
+                                                          widths)), style="bold")]
     for r, label in zip(rows[start:start + body_room], labels[start:start + body_room]):
-        status = STATUS_WORDS[r.status]
+        status = "ready" if r.complete else STATUS_WORDS[r.status]
         if r.status == PRUNED and r.reason:
             status = _short_reason(r.reason)
-        table.add_row(Text(label, style=STYLES[r.status]),
-                      fmt.one_line(r.node.data),
-                      "" if r.adjoint is None else fmt.one_line(r.adjoint),
-                      Text(status, style=STYLES[r.status]))
+        adjoint = "" if r.adjoint is None else fmt.one_line(r.adjoint)
+        line = Text(_cell(label, node_w) + " ", style=STYLES[r.status])
+        line.append(_cell(fmt.one_line(r.node.data), value_w) + " " + _cell(adjoint, value_w)
+                    + " ")
+        line.append(_cell(status, status_w), style=STYLES[r.status])
+        lines.append(line)
     more = f" ({start + 1}-{min(start + body_room, len(rows))} of {len(rows)})" \
         if len(rows) > body_room else ""
-    return Panel(table, title=f"nodes{more}", title_align="left", border_style="blue")
+    return Panel(Group(*lines), title=f"nodes{more}", title_align="left", border_style="blue")
 
 
 def _short_reason(reason: str) -> str:

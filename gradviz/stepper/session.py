@@ -36,6 +36,7 @@ class Row:
     status: str
     adjoint: Any            # None: nothing has reached it yet (not the same as zero)
     reason: str | None = None
+    complete: bool = False  # pending, but every contribution has arrived: it waits its turn
 
 
 @dataclass
@@ -113,7 +114,20 @@ class Session:
         self.steps: list[Step] = self.prepared.steps
         self.history = self.prepared.history
         self.pruned = self.prepared.pruned
-        self.names = {id(n): self.tape.name(n) for n in self.tape.nodes}
+        # Unnamed scalar constants (the 2 of `b * 2`) read better inside formulas than as
+        # nodes of their own, as in the diagrams.
+        self.folded = {id(n) for n in self.tape.nodes
+                       if n.op is None and not n.requires_grad and n.data.ndim == 0
+                       and n.label is None and n is not output}
+        self.names = {id(n): self.tape.name(n) if id(n) not in self.folded else _constant_text(n)
+                      for n in self.tape.nodes}
+        self._formulas: dict[int, str] = {}
+        # The last step that sends each node a contribution: after it, its adjoint is complete.
+        self._last_feed: dict[int, int] = {}
+        for k, step in enumerate(self.steps):
+            for e in step.edges:
+                if e.value is not None:
+                    self._last_feed[id(e.input)] = k
         self.inputs = [n for n in self.tape.nodes if self._is_grad_input(n, wrt)]
 
     def _is_grad_input(self, n: Tensor, wrt: Sequence[Tensor] | None) -> bool:
@@ -137,9 +151,15 @@ class Session:
 
     def formula(self, node: Tensor) -> str:
         """The node's equation in the tape's terms: ``v2 = v0 * v1`` (user names where given)."""
+        cached = self._formulas.get(id(node))
+        if cached is None:
+            cached = self._formulas[id(node)] = self._formula(node)
+        return cached
+
+    def _formula(self, node: Tensor) -> str:
         if node.op is None:
             return "input" if node.requires_grad else "constant"
-        args = [self.names.get(id(x)) or _constant_text(x) for x in node.inputs]
+        args = [self.names[id(x)] for x in node.inputs]
         return node.op.format(args, node.params)
 
     def equation(self, node: Tensor) -> str:
@@ -176,6 +196,8 @@ class Session:
         rows = []
         for node in self.tape.nodes:
             key = id(node)
+            if key in self.folded:
+                continue
             reason = self.pruned.get(node)
             if reason is None and not node.requires_grad:
                 reason = "constant"
@@ -190,7 +212,8 @@ class Session:
             else:
                 status, adjoint = NOT_REACHED, None
             rows.append(Row(node, self.tape.id(node), self.names[key], self.formula(node),
-                            status, adjoint, reason))
+                            status, adjoint, reason,
+                            status == PENDING and self._last_feed.get(key, -1) <= k))
         return Frame(k, step, n, rows, self._edges(k, step), self._memory(k),
                      finished=k == n - 1, grads=self.gradients() if k == n - 1 else [])
 

@@ -62,15 +62,16 @@ class Formatter:
 
     def memory(self, m: Memory, short: bool = False) -> str:
         """Saved values held and freed so far, saying how much freeing really released."""
-        held = f"saved for backward {_bytes(m.held_released + m.held_aliased)} held"
+        held = _bytes(m.held_released + m.held_aliased)
         if m.retain_graph:
-            return held + " (retain_graph=True: kept for another pass)"
-        freed = m.freed_released + m.freed_aliased
-        text = f"{held} · {_bytes(freed)} freed"
+            return f"saved for backward {held} held (retain_graph=True: kept for another pass)"
+        freed = _bytes(m.freed_released + m.freed_aliased)
+        if short:
+            return (f"{held} saved for backward held · {freed} freed, "
+                    f"{_bytes(m.freed_released)} of it released")
+        text = f"saved for backward {held} held · {freed} freed"
         if m.freed_aliased:
-            text += (f" ({_bytes(m.freed_released)} released; the rest are values the tape "
-                     "keeps)" if short else
-                     f" ({_bytes(m.freed_aliased)} were forward values the tape keeps for "
+            text += (f" ({_bytes(m.freed_aliased)} were forward values the tape keeps for "
                      f"display: {_bytes(m.freed_released)} released)")
         return text
 
@@ -137,6 +138,8 @@ def step_text(session: Session, k: int, fmt: Formatter | None = None) -> str:
     table = [["id", "name", "op", "value", "adjoint so far", "status"]]
     for row in frame.rows:
         status = STATUS_TEXT.get(row.status, row.status)
+        if row.complete:
+            status = "pending: complete, waits for its turn"
         if row.status == PRUNED:
             status = f"pruned: {row.reason}"
         table.append([row.id, row.name, row.formula, fmt.one_line(row.node.data),
