@@ -83,18 +83,22 @@ def test_transcript_of_the_lessons_examples_matches_the_engine(expr, args):
                 assert f"{session.name(e.input) if e.input in session.tape else ''}: nothing flows" \
                     in block or "nothing flows" in block
     # The end: each input's gradient equals what backward() leaves in .grad, exactly.
-    fresh = load(expr, **_options(args))
-    fresh.output.sum().backward() if fresh.output.data.size > 1 and not fresh.script \
-        else None
-    final = Session(fresh.output, retain_graph=True, kept=fresh.kept).gradients()
+    final = session.gradients()
     again = load(expr, **_options(args))
     out = again.output
-    if not again.script:
-        (out.sum() if out.data.size > 1 else out).backward()
+    if again.script:  # the script ran its own backward(): its leaves hold that .grad
         leaves = [n for n in gv.Tape(out).nodes if n.is_leaf and n.requires_grad]
+        assert [label for label, _ in final] == [session.name(n) for n in session.inputs]
         for (label, g), leaf in zip(final, leaves):
+            assert f"{label}.grad = {_one(g)}" in text
             assert np.array_equal(np.asarray(g), leaf.grad.data), label
-            assert f"{label}.grad = {_one(leaf.grad.data)}" in text
+        return
+    (out.sum() if out.data.size > 1 else out).backward()
+    leaves = [n for n in gv.Tape(out).nodes if n.is_leaf and n.requires_grad]
+    assert len(leaves) == len(final) > 0
+    for (label, g), leaf in zip(final, leaves):
+        assert np.array_equal(np.asarray(g), leaf.grad.data), label
+        assert f"{label}.grad = {_one(leaf.grad.data)}" in text
 
 
 def test_a_value_used_twice_visibly_receives_two_contributions():
@@ -328,6 +332,24 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
         shown = screen()
         # The terminal is as it was: the stepper's screen is gone, the prompt is back.
         assert "READY" in shown and "step 3/3" not in shown
+        # Again: a resized window is redrawn at its new size, and Ctrl-C quits cleanly.
+        status.unlink()
+        tmux("send-keys", "-t", session, "clear; echo AGAIN", "Enter")
+        wait_for("AGAIN")
+        tmux("send-keys", "-t", session, cmd, "Enter")
+        wait_for("step 1/3")
+        tmux("resize-window", "-t", session, "-x", "100", "-y", "30")
+        end = time.time() + 30
+        while time.time() < end and not any(len(line.rstrip()) > 80 for line in
+                                            screen().splitlines()):
+            time.sleep(0.2)
+        assert any(len(line.rstrip()) > 80 for line in screen().splitlines()), screen()
+        tmux("send-keys", "-t", session, "C-c")
+        end = time.time() + 30
+        while not status.exists() and time.time() < end:
+            time.sleep(0.2)
+        assert status.read_text().strip() == "0"
+        assert "AGAIN" in screen() and "step 1/3" not in screen()
     finally:
         tmux("kill-session", "-t", session)
 
@@ -425,3 +447,27 @@ def test_forward_mode_through_the_cli():
     assert "sweep 2 of 2 (direction: x[1] = 1)" in result.stdout
     assert "reverse mode needs 1 pass for this scalar output, and gives [1.382 0.077]: the same" \
         in result.stdout
+
+
+@pytest.mark.parametrize("expr, values, consts", [
+    ("y = x * x; u = detach(y); z = u * x; sum(z)", ["x=arange(4)"], []),
+    ("norm(X @ w - y) ** 2", ["X=randn(3, 2)", "w=[1, -1]", "y=[0, 1, 2]"], ["X,y"]),
+    ("a = x * 2; b = x * 3; sum(a * b) + sin(c)", ["x=[1, 2]", "c=0.5"], []),
+])
+def test_restyled_frames_equal_views_built_anew(expr, values, consts):
+    """Frames restyle one view per step (restate); it must equal building the view again."""
+    from gradviz.render.model import restate
+    loaded = load(expr, values=values, constants=consts, seed=0)
+    session = Session(loaded.output, retain_graph=True)
+    prepared = session.prepared
+    first = prepared.view(0)
+    for k in list(range(len(session))) + [None]:
+        fast, built = restate(first, prepared.state(k)), prepared.view(k)
+        assert [(v.id, v.state, v.kind, v.reason) for v in fast.nodes] == \
+            [(v.id, v.state, v.kind, v.reason) for v in built.nodes]
+        for a, b in zip(fast.nodes, built.nodes):
+            assert (a.adjoint is None) == (b.adjoint is None)
+            if a.adjoint is not None:
+                assert np.array_equal(a.adjoint, b.adjoint)
+        assert [(e.state, e.pruned, e.contribution is None) for e in fast.edges] == \
+            [(e.state, e.pruned, e.contribution is None) for e in built.edges]

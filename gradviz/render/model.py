@@ -397,3 +397,44 @@ def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
         groups.append((chain[i:i + size], best_p if best_r >= 2 else 1))
         i += size
     return groups
+
+
+def restate(view: GraphView, state: PassState) -> GraphView | None:
+    """``view`` as of another moment of the same pass: new states and adjoints, same boxes.
+
+    What :func:`build_view` would give for ``state``, without building the boxes
+    again (frames redraw one graph a hundred times).  None when the view has
+    rolled or elided boxes, whose states combine several nodes: build it anew then.
+    """
+    if any(v.repeat != 1 or v.kind == ELIDED for v in view.nodes) or \
+            any(e.count != 1 for e in view.edges):
+        return None
+    stepping = not state.finished
+    nodes = []
+    for v in view.nodes:
+        if v.reason is not None or v.adjoint is None and v.state is None and \
+                id(v.nodes[-1]) not in state.adjoints and not stepping:
+            nodes.append(v)
+            continue
+        node = v.nodes[-1]
+        nodes.append(_with(v, adjoint=state.adjoints.get(id(node)),
+                           state=_node_state(v.nodes, state) if stepping else None))
+    boxes = {v.id: v.nodes[-1] for v in view.nodes}
+    edges = []
+    for e in view.edges:
+        if e.pruned:
+            edges.append(e)
+            continue
+        c = state.flowed.get((id(boxes[e.dst]), e.slot))
+        edges.append(_with(e, contribution=c,
+                           state=None if not stepping else FLOWED if c is not None
+                           else UNFLOWED))
+    return GraphView(nodes, edges, view.notes)
+
+
+def _with(record: Any, **changes: Any) -> Any:
+    """A copy of a view record with some fields changed (dataclasses.replace, without its
+    per-call field checks, which cost more than the rest of a frame)."""
+    new = object.__new__(type(record))
+    new.__dict__.update(record.__dict__, **changes)
+    return new

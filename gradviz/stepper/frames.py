@@ -25,7 +25,7 @@ from gradviz.errors import GradvizError
 from gradviz.render import finish
 from gradviz.render.dot import (AUTO_EDGE_LABEL_LIMIT, THEMES, Style, adjoint_text, edge_label,
                                 node_tooltip, to_digraph, wrap_title)
-from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView
+from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView, restate
 from gradviz.stepper.session import Session
 
 SVG = "http://www.w3.org/2000/svg"
@@ -81,7 +81,10 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     prepared = session.prepared
     output_name = session.name(session.output)
     n = len(session)
-    views: list[GraphView] = [prepared.view(k) for k in range(n)] + [prepared.view(None)]
+    first = prepared.view(0)
+    views: list[GraphView] = [first]
+    for k in list(range(1, n)) + [None]:  # the same boxes restyled, when nothing is rolled
+        views.append(restate(first, prepared.state(k)) or prepared.view(k))
     texts = captions(session)
     # Captions are wrapped as titles are; the layout holds, line by line, the widest.
     wrapped = [wrap_title(t) for t in texts]
@@ -123,6 +126,7 @@ class _Template:
 
     def __init__(self, root: ET.Element, output_name: str, caption_lines: int = 1) -> None:
         self.output_name = output_name
+        self._texts: dict[tuple, tuple[str, list[str]]] = {}
         self._slots: list[tuple[ET.Element, str | None]] = []
         self.nodes: dict[str, dict[str, list[int]]] = {}
         self.edges: dict[str, dict[str, list[int]]] = {}
@@ -137,6 +141,8 @@ class _Template:
                 self.edges[g.get("id")] = self._edge_slots(g)
         text = ET.tostring(root, encoding="unicode")
         self._pieces = _TOKEN.split(text)  # text, slot number, text, slot number, ...
+        self._order = [int(k) for k in self._pieces[1::2]]
+        self._in_attribute = [self._slots[k][1] is not None for k in self._order]
 
     def _slot(self, el: ET.Element, attr: str | None) -> int:
         i = len(self._slots)
@@ -208,10 +214,16 @@ class _Template:
                 values[k] = colour
             for k in slots["label"]:
                 values[k] = f" {text}  " if text else ""
+        escaped: dict[tuple[str, bool], str] = {}  # colours and texts repeat across slots
+
+        def escape(value: str, attribute: bool) -> str:
+            text = escaped.get((value, attribute))
+            if text is None:
+                text = escaped[(value, attribute)] = _escape(value, attribute)
+            return text
+
         out = self._pieces[:]
-        for j in range(1, len(out), 2):
-            el, attr = self._slots[int(out[j])]
-            out[j] = _escape(values[int(out[j])], attr is not None)
+        out[1::2] = [escape(values[k], a) for k, a in zip(self._order, self._in_attribute)]
         return _XML_HEAD + "".join(out).encode("utf-8")
 
     def _node(self, values: list[str], slots: dict[str, list[int]], v: NodeView, style: Style,
@@ -230,10 +242,15 @@ class _Template:
             values[k] = attrs.get("penwidth", "1.2")
         for k in slots["font"]:
             values[k] = attrs.get("fontcolor", theme.font)
-        tip = node_tooltip(v, style)
+        # A box's texts change only when its state or adjoint does: made once per change.
+        key = (v.id, v.state, v.reason, id(v.adjoint))
+        made = self._texts.get(key)
+        if made is None:
+            made = self._texts[key] = (node_tooltip(v, style),
+                                       adjoint_text(v, self.output_name, style).split("\n"))
+        tip, lines = made
         for k in slots["tip"]:
             values[k] = tip
-        lines = adjoint_text(v, self.output_name, style).split("\n")
         texts = slots["texts"]
         for j, k in enumerate(texts):
             values[k] = ("   ".join(lines[j:]) if j == len(texts) - 1 else lines[j]) \

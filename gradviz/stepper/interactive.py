@@ -45,11 +45,17 @@ def run(viewer: Viewer, console: Any, getchar: Callable[[], str] = click.getchar
         screen.update(draw())
         previous = None
         if hasattr(signal, "SIGWINCH"):
-            previous = signal.signal(signal.SIGWINCH, lambda *_: screen.update(draw()))
+            # Redraw at once, but not from inside the handler: it runs while getchar() has
+            # the terminal in raw mode. Raising interrupts the read (getchar restores the
+            # terminal on the way out), and the loop redraws in the normal mode.
+            previous = signal.signal(signal.SIGWINCH, _resized)
         try:
             while True:
                 try:
                     chunk = getchar()
+                except _Resize:
+                    screen.update(draw())
+                    continue
                 except (KeyboardInterrupt, EOFError):
                     break
                 if not all(viewer.press(key) for key in split_keys(chunk)):
@@ -58,3 +64,11 @@ def run(viewer: Viewer, console: Any, getchar: Callable[[], str] = click.getchar
         finally:
             if previous is not None:
                 signal.signal(signal.SIGWINCH, previous)
+
+
+class _Resize(Exception):
+    """The terminal window changed size."""
+
+
+def _resized(signum: int, frame: Any) -> None:
+    raise _Resize
