@@ -16,7 +16,9 @@ from typing import Any, Iterable, Sequence
 import click
 
 from gradviz.errors import GradvizError, ScriptError
-from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
+from gradviz.frontends.load import split_names
+from gradviz.frontends.program import FUNCTIONS
+from gradviz.functions import EXPRESSION_METHODS
 
 
 def _name_block(heading: str, names: Iterable[str]) -> str:
@@ -32,7 +34,8 @@ def _name_block(heading: str, names: Iterable[str]) -> str:
 
 # Generated from the whitelist itself, so the help can never drift from what parses.
 _ALLOWED_NAMES = "\n".join([
-    _name_block("Functions a formula may call:", EXPRESSION_FUNCTIONS),
+    _name_block("Functions a formula may call (also as torch.NAME, pasted from PyTorch code):",
+                FUNCTIONS),
     _name_block("Methods, as in x.sum(axis=0), and the attribute x.T:",
                 (f".{m}()" for m in EXPRESSION_METHODS)),
 ])
@@ -43,7 +46,9 @@ RENDER_HELP = """Draw the computation graph of EXPR with values and adjoints.
 EXPR is either
   * a formula in Python syntax (explicit construction: formula first, values
     after), e.g.  "dot(x, x)"  or  "y = x * x; u = detach(y); z = u * x; sum(z)".
-    Assigned names label their nodes; the last expression is the output.
+    Assigned names label their nodes; the last statement is the output (an
+    expression, or an assignment such as "y = 2 * torch.dot(x, x)").  Every
+    variable needs a value: -v NAME=VALUE.
   * a script, path/to/script.py[:NAME] (implicit construction: your Python,
     loops and branches included, is run and the tensor NAME is drawn; by
     default the last module-level tensor).
@@ -59,7 +64,10 @@ Examples:
   gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.png --slide --theme print
   gradviz render "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
       -v y="[0, 1, 2]" --const X --const y --edge-labels jacobian
-  gradviz render lesson.py:d --roll -o control_flow.png
+  gradviz render "y = 2 * torch.dot(x, x)" -v "x=arange(4)"
+  gradviz render "where(x > 0, x, 0).sum()" -v x="[-1, 2, 3]"
+  gradviz render samples/lesson/05_control_flow.py:d --roll -o control_flow.png
+  gradviz render samples/mlp_batch.py --group --collapse linear
 """
 
 
@@ -90,7 +98,7 @@ def _graph_inputs(command: Any) -> Any:
                      help="Differentiate only with respect to these variables "
                           "(comma-separated); the rest is drawn as pruned."),
         click.option("--seed", type=int, default=None,
-                     help="Seed for variables given no value (and randn), for reproducible "
+                     help="Seed for randn (in -v values or the formula), for reproducible "
                           "diagrams."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
                      show_default=True, help="Floating type of the -v values."),
@@ -132,8 +140,14 @@ def _graph_inputs(command: Any) -> Any:
                    "titles and labels scale with it.")
 @click.option("--dpi", type=click.FloatRange(10, 2400), default=192, show_default=True,
               help="Resolution of PNG output (PNG and PDF are made in-process from the SVG).")
-@click.option("--roll", is_flag=True, help="Roll repeated runs of an op (a loop's b = b * 2) "
-                                           "into one box marked ×N.")
+@click.option("--roll", is_flag=True, help="Roll repeated runs of a loop body of up to 8 ops "
+                                           "(b = b * 2, or an RNN cell) into one box marked ×N.")
+@click.option("--group", is_flag=True,
+              help="Scripts: draw the boxes made inside each call of one of the script's "
+                   "functions as a labelled cluster.")
+@click.option("--collapse", "collapse", multiple=True, metavar="NAME",
+              help="Scripts: draw each call of the function NAME as one box (implies --group). "
+                   "Repeatable or comma-separated.")
 @click.option("--max-nodes", type=click.IntRange(min=2), default=400, show_default=True,
               help="Beyond this many boxes the graph is rolled, then trimmed.")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
@@ -145,11 +159,12 @@ def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
                    theme: str, legend: bool | None, slide: bool, font_size: float | None,
-                   dpi: float, roll: bool, max_nodes: int, precision: int,
-                   max_elems: int, title: str | None) -> None:
+                   dpi: float, roll: bool, group: bool, collapse: tuple[str, ...],
+                   max_nodes: int, precision: int, max_elems: int, title: str | None) -> None:
     _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
+                              group=group or bool(collapse), collapse=split_names(collapse),
                               precision=precision, max_elems=max_elems,
                               title=title if title is not None else _title(expr),
                               slide=slide, font_size=font_size), dpi))
@@ -280,7 +295,7 @@ disagrees: the way to catch a backward rule written wrong.
 \b
 Examples:
   gradviz check "tanh(x) * y" -v x="[0.5, -1]" -v y="[2, 3]"
-  gradviz check my_ops.py:cube -v x="[1, 2, 3]"
+  gradviz check samples/my_ops.py:cube -v x="[1, 2, 3]"
 """
 
 
@@ -428,7 +443,8 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     to_stdout = path == "-" or _is_stdout(path)
     # The diagram owns standard output then: the summary goes to stderr.
     console = Console(stderr=to_stdout, highlight=False)
-    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
+                  group=options["group"])
     for notice in loaded.notices:
         console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     output, named = loaded.output, loaded.variables
@@ -442,7 +458,8 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         sys.stdout.flush()
     else:
         write_atomic(path, data)
-    _summary(console, drawing, output, named, path, out_fmt, chosen)
+    _summary(console, drawing, output, named, path, out_fmt, chosen,
+             precision=options["precision"], max_elems=options["max_elems"])
 
 
 def _is_stdout(path: str) -> bool:
@@ -463,17 +480,24 @@ def _title(expr: str) -> str:
 
 
 def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fmt: str,
-             renderer: str) -> None:
-    """What the terminal shows: the output's value, each input's gradient, where the file went."""
+             renderer: str, *, precision: int = 4, max_elems: int = 6) -> None:
+    """What the terminal shows: the output's value, each input's gradient, where the file went.
+
+    Small arrays print as PyTorch prints them; longer ones are shortened as the boxes
+    shorten them (``--precision``, ``--max-elems``), so a 400-element input is one line.
+    """
     import numpy as np
     from rich.markup import escape
     from rich.table import Table
 
     from gradviz.engine.format import array_str
     from gradviz.engine.tensor import Tensor
+    from gradviz.render.values import format_array
 
     def text(a: Any) -> str:
         arr = np.asarray(a)
+        if arr.ndim and max(arr.shape) > max_elems or arr.ndim > 2:
+            return escape(format_array(arr, precision, max_elems))
         return escape(array_str(arr, indent=0).strip())
 
     name = output.label or "out"

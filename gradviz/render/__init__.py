@@ -100,9 +100,10 @@ class Prepared:
         return PassState.after(self.steps, self.pruned, k, partial)
 
     def view(self, k: int | None = None, *, roll: bool = False, max_nodes: int = 400,
-             adjoints: bool = True) -> GraphView:
+             adjoints: bool = True, group: bool = False, collapse: Sequence[str] = ()
+             ) -> GraphView:
         return build_view(self.tape, self.state(k), roll=roll, max_nodes=max_nodes,
-                          adjoints=adjoints)
+                          adjoints=adjoints, group=group, collapse=collapse)
 
 
 UNAVAILABLE = ("unavailable: backward() freed the saved values; draw before it, or call "
@@ -145,7 +146,8 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
          legend: bool | None = None, roll: bool = False, max_nodes: int = 400, precision: int = 4,
          max_elems: int = 6, title: str | None = None, backprop: bool = True,
-         kept: Any = None, font_size: float | None = None, slide: bool = False) -> Drawing:
+         kept: Any = None, group: bool = False, collapse: Sequence[str] = (),
+         font_size: float | None = None, slide: bool = False) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -162,6 +164,9 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         backprop: run a backward pass to show adjoints (default).  Every adjoint
             and contribution drawn comes from that one pass, from ``output``.
         kept: saved values a script's own ``backward()`` freed, kept aside.
+        group: draw the boxes made inside each call of a user function as a
+            labelled cluster (the ops must have been made inside ``gv.group_calls()``).
+        collapse: names of user functions whose every call is drawn as one box.
         legend: draw the legend of the node styles (default: yes, except on slides).
         font_size: size of the boxes' text in points (default 11; 22 with ``slide``).
         slide: the slide preset (``dot.SLIDE``): large type, compact boxes, no
@@ -174,15 +179,33 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     if max_nodes < 2:
         raise GradvizValueError(f"max_nodes must be at least 2 (the output and one more box), "
                                 f"got {max_nodes}")
+    collapse = (collapse,) if isinstance(collapse, str) else tuple(collapse)
     prepared = prepare(output, wrt=wrt, backprop=backprop and show == "all", kept=kept)
     if show != "all":
         prepared.notes.clear()
+    if group or collapse:
+        prepared.notes.extend(_grouping_notes(prepared.tape, collapse))
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
                   legend=legend is not False, precision=precision, max_elems=max_elems,
                   title=title)
     style = slide_style(style, slide=slide, font_size=font_size, legend=legend)
     return finish(prepared, prepared.view(roll=roll, max_nodes=max_nodes,
-                                          adjoints=show == "all"), style)
+                                          adjoints=show == "all", group=group,
+                                          collapse=collapse), style)
+
+
+def _grouping_notes(tape: Tape, collapse: Sequence[str]) -> list[str]:
+    """What to tell about --group/--collapse; an error for a function never called."""
+    called = {name for n in tape.nodes if getattr(n, "scope", None) is not None
+              for call in n.scope.path() for name in (call.name, call.qualname)}
+    if not called:
+        return ["--group: no box was made inside a user function call (ops must be made "
+                "inside gv.group_calls(), as scripts run with --group)"]
+    missing = [name for name in collapse if name not in called]
+    if missing:
+        raise GradvizValueError(f"--collapse {', '.join(missing)}: no box was made in a call "
+                                f"of that name (functions called: {', '.join(sorted(called))})")
+    return []
 
 
 def finish(prepared: Prepared, view: GraphView, style: Style) -> Drawing:
