@@ -289,15 +289,16 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", session)
 
-    def wait_for(text: str, timeout: float = 30.0) -> str:
+    def wait_for(*texts: str, timeout: float = 30.0) -> str:
+        """The screen once every text is on it (a redraw may be caught half written)."""
         import time
         end = time.time() + timeout
         while time.time() < end:
             shown = screen()
-            if text in shown:
+            if all(t in shown for t in texts):
                 return shown
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared:\n{screen()}")
+        raise AssertionError(f"{texts!r} never all appeared:\n{screen()}")
 
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", "bash", "--norc")
     try:
@@ -306,13 +307,11 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
         tmux("send-keys", "-t", session, cmd, "Enter")
         wait_for("step 1/3")
         tmux("send-keys", "-t", session, "n")
-        shown = wait_for("step 2/3")
-        assert "z = u * x" in shown
+        wait_for("step 2/3", "z = u * x")
         tmux("send-keys", "-t", session, "p")
         wait_for("step 1/3")
         tmux("send-keys", "-t", session, "j", "x", "Enter")
-        shown = wait_for("step 3/3")
-        assert "x.grad = [0 1 4 9]" in shown
+        wait_for("step 3/3", "x.grad = [0 1 4 9]", "n/→ next")
         tmux("send-keys", "-t", session, "g")
         wait_for("step 1/3")
         tmux("send-keys", "-t", session, "b", "x", "Enter")
