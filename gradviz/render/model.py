@@ -277,7 +277,8 @@ def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
         formula = _formula(group[0], names) if len(group) == 1 else \
             _call_formula(group, call, names) if call is not None else \
             _run_formula(group, periods.get(id(group[0]), 1), names)
-        grad_fn = "" if last.op is None else last.op.backward_name(last)
+        # As PyTorch's grad_fn: None for what no gradient flows through (detach(), constants).
+        grad_fn = "" if last.op is None or not last.requires_grad else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
         adjoint = None

@@ -22,7 +22,7 @@ from typing import Any
 from gradviz.errors import GradvizError
 from gradviz.render import finish
 from gradviz.render.dot import (AUTO_EDGE_LABEL_LIMIT, THEMES, Style, adjoint_text, edge_label,
-                                node_tooltip, to_digraph)
+                                node_tooltip, to_digraph, wrap_title)
 from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView, restate
 from gradviz.stepper.session import Session
 from gradviz.stepper.text import one_line
@@ -80,9 +80,13 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     for k in list(range(1, n)) + [None]:  # the same boxes restyled, when nothing is rolled
         views.append(restate(first, prepared.state(k)) or prepared.view(k))
     texts = captions(session, precision, max_elems)
+    # Captions are wrapped as titles are; the layout holds, line by line, the widest.
+    wrapped = [wrap_title(t) for t in texts]
+    widest = [max((w[i] for w in wrapped if i < len(w)), key=len)
+              for i in range(max(len(w) for w in wrapped))]
     # Edge labels as render draws them: contributions up to 60 boxes, none beyond.
     style = Style(theme=theme, precision=precision, max_elems=max_elems,
-                  title=max(texts, key=len))
+                  title="\n".join(widest))
     labels = "contribution" if len(views[-1].nodes) <= AUTO_EDGE_LABEL_LIMIT else "none"
     # Lay out once: the first view (it has every step state in its legend), each box
     # holding the widest adjoint text of any frame, every edge the label it ends with.
@@ -96,7 +100,8 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     drawing.digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
                                  drawing.tooltips,
                                  {k: _widest(t) for k, t in adjoint_texts.items()})
-    template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name)
+    template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name,
+                         len(widest))
     frames = []
     palette = THEMES[theme]
     for i, (view, caption) in enumerate(zip(views, texts)):
@@ -113,15 +118,15 @@ class _Template:
     no tree is copied or serialised again per frame.
     """
 
-    def __init__(self, root: ET.Element, output_name: str) -> None:
+    def __init__(self, root: ET.Element, output_name: str, caption_lines: int = 1) -> None:
         self.output_name = output_name
         self._texts: dict[tuple, tuple[str, list[str]]] = {}
         self._slots: list[tuple[ET.Element, str | None]] = []
         self.nodes: dict[str, dict[str, list[int]]] = {}
         self.edges: dict[str, dict[str, list[int]]] = {}
         graph = root.find(f"{{{SVG}}}g")
-        caption = graph.find(_TEXT) if graph is not None else None
-        self.caption = self._slot(caption, None) if caption is not None else None
+        lines = graph.findall(_TEXT)[:caption_lines] if graph is not None else []
+        self.caption = [self._slot(line, None) for line in lines]
         for g in root.iter(f"{{{SVG}}}g"):
             cls = g.get("class")
             if cls == "node" and not g.get("id", "").startswith("legend"):
@@ -185,8 +190,10 @@ class _Template:
              labels: str) -> bytes:
         """This frame's SVG: the template with ``view``'s styles and texts."""
         values = [""] * len(self._slots)
-        if self.caption is not None:
-            values[self.caption] = caption
+        lines = wrap_title(caption)
+        for j, k in enumerate(self.caption):
+            values[k] = (" ".join(lines[j:]) if j == len(self.caption) - 1 else lines[j]) \
+                if j < len(lines) else ""
         for v in view.nodes:
             slots = self.nodes.get(v.id)
             if slots is not None:
