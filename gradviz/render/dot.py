@@ -96,7 +96,7 @@ THEMES = {
         },
         states={
             CURRENT: {"color": "black", "penwidth": "5", "fillcolor": "#d0d0d0"},
-            PENDING: {"color": "black", "penwidth": "2.5", "peripheries": "2"},
+            PENDING: {"color": "black", "penwidth": "3", "fillcolor": "#ececec"},  # records ignore peripheries
             DONE: {},
             WAITING: {"color": "#777777", "fontcolor": "#555555", "fillcolor": "white"},
         }),
