@@ -19,7 +19,7 @@ from typing import Any, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from gradviz.engine.tape import ancestors, prune_reason
-from gradviz.engine.tensor import Size, Tensor, _GradMode
+from gradviz.engine.tensor import Size, Tensor, _GradMode, check_saved_versions, last_inplace
 from gradviz.errors import AutogradError, ShapeError
 from gradviz.ops import cast, fit_shape
 
@@ -253,6 +253,7 @@ class BackwardPass:
                 if op is not None and not n.is_leaf:
                     if n.saved is None and op.saves_tensors:  # saved_freed(n), inlined
                         raise AutogradError(FREED)
+                    if last_inplace[0] > n.seq: check_saved_versions(n)  # noqa: E701
                     saved = op.pick_saved(n.inputs, n) if create else n.saved or ()
                     params = n.params
                     for i, x in enumerate(n.inputs):

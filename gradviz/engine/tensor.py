@@ -131,7 +131,7 @@ class Tensor:
 
     __slots__ = ("data", "op", "inputs", "params", "saved", "seq", "requires_grad",
                  "is_leaf", "_grad", "adjoint", "label", "retains_grad", "_mark",
-                 "made_without_grad", "__weakref__")
+                 "made_without_grad", "_inplace", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -279,14 +279,55 @@ class Tensor:
         from gradviz.engine.format import tensor_repr
         return tensor_repr(self)
 
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor has had (PyTorch's version counter)."""
+        return len(getattr(self, "_inplace", ()))
+
     def zero_(self) -> "Tensor":
         """Set every element to zero, in place (``x.grad.zero_()``)."""
-        self.data = np.zeros_like(self.data)
+        _modify_in_place(self, np.zeros_like(self.data), "zero_")
         return self
 
     def fill_(self, value: float) -> "Tensor":
-        self.data = np.full_like(self.data, value)
+        _modify_in_place(self, np.full_like(self.data, value), "fill_")
         return self
+
+    def _augmented(self, other: Any, op: Any, name: str) -> Any:
+        """``self op= other``: in place when the result is a constant, as PyTorch does.
+
+        A result that is part of the graph (requires grad) cannot be written
+        into ``self`` without rewriting the tape, so Python's fallback applies:
+        ``x = x op other``, a new node, which gives the same values and gradients.
+        """
+        other_grad = isinstance(other, Tensor) and other.requires_grad
+        if is_grad_enabled() and (self.requires_grad or other_grad):
+            if self.is_leaf and self.requires_grad:
+                raise AutogradError(LEAF_IN_PLACE)
+            return NotImplemented
+        result = op(self, other)
+        value = result.data
+        if value.dtype.kind in "fc" and self.data.dtype.kind not in "fc":
+            raise GradvizTypeError(f"result type {_TORCH_TYPES.get(value.dtype, 'Float')} can't "
+                                   "be cast to the desired output type "
+                                   f"{_TORCH_TYPES.get(self.data.dtype, 'Long')}")
+        if value.shape != self.data.shape:
+            raise ShapeError(f"output with shape {list(self.data.shape)} doesn't match the "
+                             f"broadcast shape {list(value.shape)}")
+        _modify_in_place(self, value.astype(self.data.dtype, copy=False), name)
+        return self
+
+    def __iadd__(self, other: Any) -> Any:
+        return self._augmented(other, _ops().add, "add_")
+
+    def __isub__(self, other: Any) -> Any:
+        return self._augmented(other, _ops().sub, "sub_")
+
+    def __imul__(self, other: Any) -> Any:
+        return self._augmented(other, _ops().mul, "mul_")
+
+    def __itruediv__(self, other: Any) -> Any:
+        return self._augmented(other, _ops().div, "div_")
 
     def float(self) -> "Tensor":
         return self.to(float32)
@@ -319,6 +360,77 @@ class Tensor:
     # attached by gradviz.ops, next to the ops' definitions.
 
 
+LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+MODIFIED = ("one of the variables needed for gradient computation has been modified by an "
+            "inplace operation: [{what}]{made_by} is at version {now}; expected version "
+            "{then} instead. Hint: enable anomaly detection to find the operation that failed "
+            "to compute its gradient, with torch.autograd.set_detect_anomaly(True).")
+_TORCH_TYPES = {float32: "Float", float64: "Double", float16: "Half", int64: "Long",
+                int32: "Int", bool_: "Bool"}
+
+# The seq of the latest in-place change to any tensor (-1: none yet).  A node made
+# after it cannot hold a stale saved value, so the backward pass checks nothing for it:
+# ``if last_inplace[0] > node.seq: check_saved_versions(node)``.
+last_inplace = [-1]
+
+
+def _modify_in_place(t: Tensor, value: np.ndarray, what: str) -> None:
+    """Give ``t`` a new value in place, counting the change as PyTorch's version counter does.
+
+    The array is replaced, never written into: what an op saved for backward stays
+    as it was, and :func:`check_saved_versions` reports the change instead of a
+    backward pass silently using either value.  Changing a leaf that requires grad
+    is refused, and so is changing a computed value in grad mode, which gradviz
+    cannot record (write it out of place, ``a = a * 0``, or under ``no_grad()``).
+    """
+    if is_grad_enabled() and t.requires_grad:
+        if t.is_leaf:
+            raise AutogradError(LEAF_IN_PLACE)
+        raise AutogradError(
+            f"{what}() would change a value of the graph in place, which gradviz does not "
+            "record: write it out of place (a = zeros_like(a), a = a + 1) or under no_grad()")
+    seq = next(_seq)
+    t._inplace = getattr(t, "_inplace", ()) + (seq,)
+    t.data = value
+    last_inplace[0] = seq
+
+
+def check_saved_versions(node: Tensor) -> None:
+    """Raise PyTorch's error if a value ``node``'s op saved for backward was changed in place since.
+
+    Each tensor keeps the seq of each in-place change it had; one made after
+    ``node`` means the saved value is stale (gradviz kept the old array, PyTorch
+    would read the new one: either gradient would be wrong).  Every saved value
+    is checked, where PyTorch checks only those its formula needs for the inputs
+    that require grad.
+    """
+    for kind, i in node.op._picks:
+        if kind == "shape":
+            continue
+        saved = node if kind == "out" else node.inputs[i]
+        changes = getattr(saved, "_inplace", ())
+        if changes and changes[-1] > node.seq:
+            then = sum(1 for seq in changes if seq < node.seq)
+            shape = ", ".join(str(n) for n in saved.data.shape)
+            what = f"torch.{_TORCH_TYPES.get(saved.data.dtype, 'Float')}Tensor [{shape}]"
+            made_by = "" if saved.is_leaf else \
+                f", which is output 0 of {saved.op.backward_name(saved)},"
+            raise AutogradError(MODIFIED.format(what=what, made_by=made_by,
+                                                now=len(changes), then=then))
+
+
+def _contains_tensor(data: Any) -> bool:
+    """Whether nested lists or tuples hold a Tensor anywhere (iteratively: lists can be deep)."""
+    stack = [data]
+    while stack:
+        for item in stack.pop():
+            if isinstance(item, Tensor):
+                return True
+            if isinstance(item, (list, tuple)):
+                stack.append(item)
+    return False
+
+
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """Convert user data to an array with PyTorch's default dtypes.
 
@@ -327,6 +439,12 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and _contains_tensor(data):
+        # numpy would read the tensors' values and drop their graph: a gradient
+        # would silently go missing.  PyTorch raises a TypeError here too.
+        raise GradvizTypeError(
+            "expected a Tensor or a (nested) list of numbers, but got a list holding "
+            "Tensors: use stack([...]) or concatenate([...]) to combine tensors")
     if dtype is not None:
         return np.array(data, dtype=np.dtype(dtype))
     if isinstance(data, np.ndarray):
