@@ -8,14 +8,15 @@ on stderr with exit status 2, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import textwrap
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import click
 
-from gradviz.errors import GradvizError, ScriptError
+from gradviz.errors import GradvizError, RenderError, ScriptError
 from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
 
 
@@ -294,6 +295,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     from rich.console import Console
     from rich.markup import escape
 
+    from gradviz.engine.format import visible
     from gradviz.engine.tensor import manual_seed
     from gradviz.frontends.program import build, parse_assignment
     from gradviz.frontends.script import looks_like_script, run_script
@@ -311,14 +313,15 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     if looks_like_script(expr):
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
-        result = run_script(expr)
+        with _stdout_to_stderr(to_stdout):  # the script's prints must not land in the diagram
+            result = run_script(expr)
         output, named = result.output, result.tensors
     else:
         with np.errstate(all="ignore"):  # non-finite values get one warning of ours below
             built = build(expr, [parse_assignment(v) for v in values],
                           constants=constant_names, seed=seed, dtype=dtype)
         for notice in built.notices:
-            console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+            console.print(f"[yellow]note:[/] {escape(visible(notice))}", soft_wrap=True)
         output, named = built.output, built.variables
     wrt_tensors = None
     wrt_names = _split_names(wrt)
@@ -336,14 +339,65 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         wrt_tensors = [named[n] for n in wrt_names]
     drawing = draw(output, wrt=wrt_tensors, **options)  # its backward pass is quiet itself
     for warning in drawing.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(visible(warning))}", soft_wrap=True)
     data = drawing.pipe(out_fmt, chosen)
     if to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        _write_stdout(data)
     else:
         write_atomic(path, data)
     _summary(console, drawing, output, named, path, out_fmt, chosen)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Send standard output to stderr meanwhile (``print`` and child processes alike)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptors to move (an embedding host): Python's stdout only
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _write_stdout(data: bytes) -> None:
+    """Write the diagram to standard output, all of it or an error saying how much went."""
+    sys.stdout.flush()
+    stream = sys.stdout.buffer
+    written = 0
+    try:
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            fd = None  # not a real file (a test runner's buffer)
+        if fd is None:
+            stream.write(data)
+            stream.flush()
+            return
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(fd, view[written:])
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # Python would complain again when it flushes stdout at exit: point it elsewhere.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            why = "the reader closed it (a pipe into head, say)"
+        else:
+            why = exc.strerror or str(exc)
+        raise RenderError(f"cannot write standard output: {why}; {written} of {len(data)} "
+                          "bytes written") from None
 
 
 def _is_stdout(path: str) -> bool:
@@ -370,29 +424,32 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
     from rich.markup import escape
     from rich.table import Table
 
-    from gradviz.engine.format import array_str
+    from gradviz.engine.format import array_str, visible
     from gradviz.engine.tensor import Tensor
 
     def text(a: Any) -> str:
         arr = np.asarray(a)
         return escape(array_str(arr, indent=0).strip())
 
+    def shown(name: str) -> str:  # a label or path, its control characters made visible
+        return escape(visible(name))
+
     name = output.label or "out"
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("")
     table.add_column("value")
-    table.add_column(escape(f"∂{name}/∂·"))
-    table.add_row(f"[bold]{escape(name)}[/]", text(output.data), "")
+    table.add_column(shown(f"∂{name}/∂·"))
+    table.add_row(f"[bold]{shown(name)}[/]", text(output.data), "")
     for key, t in named.items():
         if not isinstance(t, Tensor) or t is output:
             continue
         grad = "—" if t.adjoint is None or not t.requires_grad else text(t.adjoint)
         if not t.requires_grad:
             grad = "constant"
-        table.add_row(escape(key), text(t.data), grad)
+        table.add_row(shown(key), text(t.data), grad)
     for note in drawing.notes:
-        console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
+        console.print(f"[dim]{shown(note)}[/]", soft_wrap=True)
     console.print(table)
     where = "standard output" if path == "-" else path
-    console.print(f"[green]wrote[/] {escape(where)} ({fmt}, {len(drawing.view.nodes)} nodes, "
+    console.print(f"[green]wrote[/] {shown(where)} ({fmt}, {len(drawing.view.nodes)} nodes, "
                   f"{renderer} renderer)")

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gradviz.engine.format import visible
 from gradviz.engine.backward import BackwardPass, Step, saved_freed
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
@@ -143,7 +144,7 @@ def _titled(svg: bytes, tooltips: dict[str, str]) -> bytes:
 
 def xml_escape(text: str) -> str:
     # Not xml.sax.saxutils.escape: importing it costs ~20 ms of start-up.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _NODE_TITLE = re.compile(rb'<g id="([^"]+)" class="node">\s*<title>(.*?)</title>', re.S)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gradviz.engine.format import _INVISIBLE, visible
 from gradviz.render.model import (CONSTANT, ELIDED, LEAF, OP, OUTPUT, PRUNED, EdgeView,
                                   GraphView, NodeView)
 from gradviz.render.values import format_array, format_shape, jacobian_shape
@@ -99,7 +100,8 @@ class Style:
     mono: str = "Courier"
 
 
-_RECORD_ESCAPES = str.maketrans({ch: "\\" + ch for ch in '\\{}|<>" '} | {"\n": "\\l"})
+_RECORD_ESCAPES = _INVISIBLE | str.maketrans({ch: "\\" + ch for ch in '\\{}|<>" '}
+                                             | {"\n": "\\l"})
 
 
 def escape_record(text: str) -> str:
@@ -114,7 +116,7 @@ def escape_record(text: str) -> str:
 
 def escape_text(text: str) -> str:
     """Escape text for a plain (non-record) DOT string: quotes, backslashes, newlines."""
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return visible(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _field(text: str) -> str:
