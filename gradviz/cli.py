@@ -48,6 +48,8 @@ EXPR is either
   * a script, path/to/script.py[:NAME] (implicit construction: your Python,
     loops and branches included, is run and the tensor NAME is drawn; by
     default the last module-level tensor).
+A path ending in .py is run as Python: --formula never runs anything,
+--script says EXPR is a script whatever its name.
 
 The output is backpropagated before drawing (a non-scalar output is seeded
 with ones, as y.sum().backward()), and every box shows its forward value and
@@ -80,6 +82,19 @@ def _split_names(values: Sequence[str]) -> list[str]:
     for v in values:
         out.extend(s.strip() for s in v.split(",") if s.strip())
     return out
+
+
+# EXPR is a formula or a script by how it looks (a path ending in .py is run as Python);
+# these say which, so a formula can never run a file.
+_KIND_FORMULA = click.option("--formula", "kind", flag_value="formula", default=None,
+                             help="EXPR is a formula: parse it, never run a file.")
+_KIND_SCRIPT = click.option("--script", "kind", flag_value="script",
+                            help="EXPR is a Python script (path[:NAME]) to run.")
+
+
+def _is_script(expr: str, kind: str | None) -> bool:
+    from gradviz.frontends.script import looks_like_script
+    return looks_like_script(expr) if kind is None else kind == "script"
 
 
 @main.command("render", help=RENDER_HELP, no_args_is_help=True)
@@ -128,12 +143,14 @@ def _split_names(values: Sequence[str]) -> list[str]:
 @click.option("--max-elems", type=click.IntRange(min=2), default=6, show_default=True,
               help="Elements shown per array row before the middle is elided.")
 @click.option("--title", default=None, help="Title above the diagram (default: EXPR).")
+@_KIND_FORMULA
+@_KIND_SCRIPT
 def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
                    theme: str, legend: bool, roll: bool, max_nodes: int, precision: int,
-                   max_elems: int, title: str | None) -> None:
-    _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
+                   max_elems: int, title: str | None, kind: str | None) -> None:
+    _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer, kind,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
                               precision=precision, max_elems=max_elems,
@@ -166,19 +183,22 @@ Examples:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for randn values.")
 @click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6,
               show_default=True, help="Finite-difference step (positive).")
-def check_command(target: str, values: tuple[str, ...], seed: int, eps: float) -> None:
-    _run(lambda: _check(target, values, seed, eps))
+@_KIND_FORMULA
+@_KIND_SCRIPT
+def check_command(target: str, values: tuple[str, ...], seed: int, eps: float,
+                  kind: str | None) -> None:
+    _run(lambda: _check(target, values, seed, eps, kind))
 
 
-def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
+def _check(target: str, values: Sequence[str], seed: int, eps: float,
+           kind: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from gradviz.engine.check import check
     from gradviz.engine.tensor import Tensor, manual_seed
     from gradviz.frontends.program import as_function, make_value, parse_assignment, unique_values
-    from gradviz.frontends.script import (
-        looks_like_script, run_script_object, script_failure, split_target)
+    from gradviz.frontends.script import run_script_object, script_failure, split_target
 
     import numpy as np
 
@@ -188,7 +208,7 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
         raise GradvizError("give the inputs with -v NAME=VALUE (e.g. -v x=\"[0.5, 1]\")")
     inputs = [make_value(n, v, requires_grad=False, dtype=np.float64) for n, v in pairs.items()]
     names = list(pairs)
-    script = looks_like_script(target)
+    script = _is_script(target, kind)
     if script:
         what = split_target(target)[1] or target
         fn = _script_function(what, run_script_object(target), len(inputs))
@@ -290,7 +310,7 @@ def _run(job: Any) -> None:
 
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
-            options: dict[str, Any]) -> None:
+            kind: str | None, options: dict[str, Any]) -> None:
     import numpy as np
     from rich.console import Console
     from rich.markup import escape
@@ -298,7 +318,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     from gradviz.engine.format import visible
     from gradviz.engine.tensor import manual_seed
     from gradviz.frontends.program import build, parse_assignment
-    from gradviz.frontends.script import looks_like_script, run_script
+    from gradviz.frontends.script import run_script
     from gradviz.render import draw, format_from_path, write_atomic
     from gradviz.render.backends import resolve_renderer
 
@@ -310,7 +330,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     if seed is not None:
         manual_seed(seed)
     constant_names = _split_names(constants)
-    if looks_like_script(expr):
+    if _is_script(expr, kind):
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
         with _stdout_to_stderr(to_stdout):  # the script's prints must not land in the diagram

@@ -126,3 +126,34 @@ def test_control_characters_in_a_script_label_reach_neither_svg_nor_terminal(tmp
     texts = "".join(ET.parse(tmp_path / "g.svg").getroot().itertext())
     assert "x␁␛]0;pwned␇" in texts
     assert b"\x1b" not in run.stdout and b"\x07" not in run.stdout
+
+
+# -- item 8: a formula never runs a file ----------------------------------------------------
+
+MARKING_SCRIPT = """\
+import pathlib
+import gradviz as gv
+pathlib.Path("ran.txt").write_text("the script ran")
+x = gv.tensor([1., 2.], requires_grad=True)
+y = (x * x).sum()
+"""
+
+
+@pytest.mark.parametrize("command", ["render", "check"])
+def test_formula_never_runs_a_file_that_looks_like_a_script(tmp_path, command) -> None:
+    (tmp_path / "s.py").write_text(MARKING_SCRIPT)
+    args = ["-v", "x=1"] if command == "check" else ["-o", "g.svg"]
+    run = gradviz(command, "s.py", "--formula", *args, cwd=tmp_path)
+    one_error_line(run)
+    assert not (tmp_path / "ran.txt").exists() and not (tmp_path / "g.svg").exists()
+    run = gradviz("render", "s.py", "-o", "g.dot", cwd=tmp_path)  # by default .py is a script
+    assert run.returncode == 0 and (tmp_path / "ran.txt").exists()
+
+
+def test_script_runs_a_file_whatever_its_name(tmp_path) -> None:
+    (tmp_path / "lesson.txt").write_text(MARKING_SCRIPT)
+    run = gradviz("render", "lesson.txt:y", "--script", "-o", "g.dot", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "ran.txt").exists()
+    dot = (tmp_path / "g.dot").read_text()
+    assert "SumBackward0" in dot and "MulBackward0" in dot
