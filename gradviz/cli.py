@@ -66,7 +66,46 @@ Examples:
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The command group, with click's own complaints cut to one ``error:`` line.
+
+    Standard output and error also never fail on a character their encoding lacks
+    (``PYTHONIOENCODING=ascii``): it is written as an escape instead.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError, OSError):  # not a text file (a test runner's)
+                pass
+        try:
+            status = super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `gradviz render` alone: its help
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "gradviz"
+            click.echo(f"error: {visible_line(exc.format_message())} (see {command} --help)",
+                       err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {visible_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:  # Ctrl-C or end of input at a prompt
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+def visible_line(text: str) -> str:
+    """``text`` as one line, its control characters shown (for ``error:`` lines)."""
+    from gradviz.engine.format import visible
+    return " ".join(visible(text).split())
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gradviz", message="gradviz %(version)s")
 def main() -> None:
     """gradviz: see automatic differentiation.
@@ -107,7 +146,7 @@ def _is_script(expr: str, kind: str | None) -> bool:
 @click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
               help="Differentiate only with respect to these variables (comma-separated); "
                    "the rest is drawn as pruned.")
-@click.option("--seed", type=int, default=None,
+@click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=None,
               help="Seed for variables given no value (and randn), for reproducible diagrams.")
 @click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
               show_default=True, help="Floating type of the -v values.")
@@ -136,11 +175,11 @@ def _is_script(expr: str, kind: str | None) -> bool:
               help="Draw a legend of the node styles.")
 @click.option("--roll", is_flag=True, help="Roll repeated runs of an op (a loop's b = b * 2) "
                                            "into one box marked ×N.")
-@click.option("--max-nodes", type=click.IntRange(min=2), default=400, show_default=True,
+@click.option("--max-nodes", type=click.IntRange(2, 10_000), default=400, show_default=True,
               help="Beyond this many boxes the graph is rolled, then trimmed.")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
               help="Significant digits of the numbers shown.")
-@click.option("--max-elems", type=click.IntRange(min=2), default=6, show_default=True,
+@click.option("--max-elems", type=click.IntRange(2, 100), default=6, show_default=True,
               help="Elements shown per array row before the middle is elided.")
 @click.option("--title", default=None, help="Title above the diagram (default: EXPR).")
 @_KIND_FORMULA
@@ -180,14 +219,23 @@ Examples:
 @click.argument("target", metavar="TARGET")
 @click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
               help="An input value (number, list, or constructor such as randn(3)). Repeatable.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for randn values.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6,
-              show_default=True, help="Finite-difference step (positive).")
+@click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=0,
+              show_default=True, help="Seed for randn values.")
+@click.option("--eps", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-6,
+              show_default=True, callback=lambda ctx, param, value: _finite(value, "--eps"),
+              help="Finite-difference step (positive, at most 1).")
 @_KIND_FORMULA
 @_KIND_SCRIPT
 def check_command(target: str, values: tuple[str, ...], seed: int, eps: float,
                   kind: str | None) -> None:
     _run(lambda: _check(target, values, seed, eps, kind))
+
+
+def _finite(value: float, option: str) -> float:
+    import math
+    if not math.isfinite(value):  # click's FloatRange lets nan through
+        raise click.BadParameter(f"{value} is not a finite number", param_hint=option)
+    return value
 
 
 def _check(target: str, values: Sequence[str], seed: int, eps: float,
@@ -226,7 +274,7 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float,
         return out
 
     try:
-        result = check(function, *inputs, eps=eps)
+        result = check(function, *inputs, eps=eps, seed=seed)
     except GradvizError:
         raise
     except Exception as exc:
@@ -245,6 +293,14 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float,
     console.print(table)
     if not result.forward_available:
         console.print("[dim]forward (JVP): n/a, an op of the graph has no JVP rule[/]")
+    projected = [n for n, how in zip(names, result.methods) if how == "projection"]
+    if projected:
+        from gradviz.engine.check import ELEMENTWISE_LIMIT, PROJECTIONS
+        console.print(f"[dim]{', '.join(projected)}: checked by {PROJECTIONS} random "
+                      f"projections ⟨u, J v⟩ (over {ELEMENTWISE_LIMIT} elements); the others "
+                      "element by element[/]" if len(projected) < len(names) else
+                      f"[dim]checked by {PROJECTIONS} random projections ⟨u, J v⟩ (over "
+                      f"{ELEMENTWISE_LIMIT} elements), not element by element[/]")
     if not result.ok:
         console.print("[red]derivative rules disagree with finite differences[/]")
         sys.exit(1)
@@ -293,7 +349,12 @@ def _short_repr(value: Any) -> str:
 
 
 def _run(job: Any) -> None:
-    """Run a command; errors the user can fix become one line and exit status 2."""
+    """Run a command; errors the user can fix become one line and exit status 2.
+
+    Running out of memory is one line too; so is an interruption (exit status 130,
+    as the shell's).  Anything else is a bug of gradviz's: one line saying so,
+    or its traceback with GRADVIZ_DEBUG=1.
+    """
     try:
         job()
     except ScriptError as exc:
@@ -301,11 +362,30 @@ def _run(job: Any) -> None:
         tb = script_traceback(exc)
         if tb:
             click.echo(tb.rstrip(), err=True)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except GradvizError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except MemoryError:
+        _fail("out of memory: make the inputs smaller (fewer elements, fewer steps)")
+    except KeyboardInterrupt:
+        _fail("interrupted", status=130)
+    except RecursionError:
+        _fail("the graph is nested too deeply for Python's recursion limit")
+    except Exception as exc:
+        if os.environ.get("GRADVIZ_DEBUG"):
+            raise
+        _fail(f"internal error, a bug in gradviz (please report it; GRADVIZ_DEBUG=1 shows "
+              f"the traceback): {type(exc).__name__}: {exc}")
+
+
+def _fail(message: str, status: int = 2) -> None:
+    """Print ``error: message`` (its first line whole, further lines kept: a caret) and exit."""
+    from gradviz.engine.format import visible
+    try:
+        click.echo(f"error: {visible(message).rstrip()}", err=True)
+    except (OSError, ValueError):  # stderr closed or full: the status still says it
+        pass
+    sys.exit(status)
 
 
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],

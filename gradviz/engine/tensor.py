@@ -530,6 +530,8 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
         arrays = (a.data, b.data)
         if arrays[0].dtype is not arrays[1].dtype:
             arrays = promote(arrays)
+        if arrays[0].size * arrays[1].size > MAX_ELEMENTS:  # a bound on what op can make
+            check_output_size(op, arrays)
         wants = a.requires_grad or b.requires_grad
     elif len(args) == 1 and isinstance(args[0], Tensor):
         inputs = args
@@ -543,6 +545,8 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
         inputs = tuple(a if isinstance(a, Tensor) else _constant_like(a, ref) for a in args)
         arrays = promote([x.data for x in inputs])
         wants = any(x.requires_grad for x in inputs)
+        if len(arrays) > 1 and np.prod([a.size for a in arrays], dtype=object) > MAX_ELEMENTS:
+            check_output_size(op, arrays)
     try:
         out = op.forward(*arrays, **params)
     except (ValueError, IndexError) as exc:
@@ -574,6 +578,28 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
 
 
 _new = object.__new__
+
+#: The most elements an op may produce (400 MB of float32).  Checked before the op
+#: runs, so ``broadcast_to(x, (100000, 100000))`` is an error, not 40 GB asked of the
+#: system; raise it for bigger work.
+MAX_ELEMENTS = 100_000_000
+
+
+def check_output_size(op: "_opmod.Op", arrays: Sequence[np.ndarray],
+                      shape: tuple | None = None) -> None:
+    """Raise a clear error if ``op`` on ``arrays`` (or an output of ``shape``) is too large."""
+    if shape is None:
+        shapes = [tuple(a.shape) for a in arrays]
+        try:
+            shape = op.out_shape(*shapes) if op.out_shape is not None else \
+                np.broadcast_shapes(*shapes)
+        except ValueError:
+            return  # shapes that do not fit: the op says so itself
+    count = int(np.prod(shape, dtype=object))
+    if count > MAX_ELEMENTS:
+        raise ShapeError(f"{op.name}: the result would have {count:,} elements (shape "
+                         f"{tuple(shape)}), over gradviz's limit of {MAX_ELEMENTS:,} "
+                         "(gradviz.engine.tensor.MAX_ELEMENTS)")
 
 
 def promote(arrays: Sequence[np.ndarray]) -> tuple:
@@ -679,7 +705,10 @@ def _generator() -> Any:
 def manual_seed(seed: int) -> None:
     """Seed gradviz's random generator (``randn``), for reproducible runs."""
     global _rng
-    _rng = np.random.default_rng(int(seed))
+    seed = int(seed)
+    if not -2 ** 63 <= seed < 2 ** 64:
+        raise GradvizValueError("Overflow when unpacking long")  # PyTorch's text
+    _rng = np.random.default_rng(seed % 2 ** 64)  # negative seeds wrap, as in PyTorch
 
 
 def randn(*sizes: Any, size: Sequence[int] | None = None, dtype: Any = None,

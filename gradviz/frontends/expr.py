@@ -269,6 +269,10 @@ def _parse_source(source: Any, mode: str, what: str) -> ast.AST:
             f"{what} is too long: {len(source)} characters (the limit is {MAX_SOURCE_CHARS})"
         )
     text = "\n".join(line.lstrip() for line in _split_lines(source))
+    bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:  # undecodable bytes on the command line arrive as lone surrogates
+        raise ExpressionError(f"{what} is not valid UTF-8 text (an undecodable byte at "
+                              f"character {bad + 1})")
     if "\0" in text:
         raise ExpressionError(f"{what} contains a NUL character")
     if not text.strip():

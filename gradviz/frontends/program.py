@@ -144,12 +144,20 @@ def unique_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def expr_snippet(text: str) -> str:
+    """``text`` quoted, shortened to 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
 def make_value(name: str, text: str, *, requires_grad: bool, dtype: Any = np.float32) -> Tensor:
     """The tensor for ``-v NAME=VALUE``: floating point, requiring grad unless a constant."""
     value = expr.parse_value(text, CONSTRUCTORS)
     data = value.data if isinstance(value, Tensor) else value
     try:
         arr = np.asarray(data, dtype=np.float64)
+    except OverflowError:  # a 400-digit integer
+        raise ExpressionError(f"-v {name}: {expr_snippet(text)} is too large for a floating "
+                              "point number (at most about 1.8e308)") from None
     except (TypeError, ValueError):
         raise ExpressionError(f"-v {name}: {text!r} is not a number, a rectangular list of "
                               "numbers, or a constructor such as arange(4)") from None
@@ -175,7 +183,7 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
             free = ", ".join(program.free_names) or "none"
             raise ExpressionError(f"the expression does not use a variable {name!r} "
                                   f"(its variables: {free})")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(None if seed is None else int(seed) % 2 ** 64)
     notices: list[str] = []
     variables: dict[str, Tensor] = {}
     for name in program.free_names:

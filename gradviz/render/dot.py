@@ -124,25 +124,50 @@ def _field(text: str) -> str:
     return escape_record(text) + "\\l"
 
 
+#: Graphviz refuses a label of over 16,384 characters (a DOT file `dot` cannot read):
+#: labels are kept under this, escapes included, by showing fewer elements.
+LABEL_LIMIT = 15_000
+#: Longest name or formula shown in a box or title (the rest is cut, with "…").
+TEXT_LIMIT = 1_000
+
+
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def node_label(v: NodeView, output_name: str, style: Style) -> str:
-    """The record label of a node: title, shape, value, adjoint (by ``style.show``)."""
+    """The record label of a node: title, shape, value, adjoint (by ``style.show``).
+
+    Arrays show fewer elements when the label would pass Graphviz's length limit.
+    """
+    elems = style.max_elems
+    label = _node_label(v, output_name, style, elems)
+    while len(label) > LABEL_LIMIT and elems > 2:
+        elems = max(2, elems // 2)
+        label = _node_label(v, output_name, style, elems)
+    return label
+
+
+def _node_label(v: NodeView, output_name: str, style: Style, max_elems: int) -> str:
+    output_name = clip(output_name, 100)
     if v.kind == ELIDED:
         return escape_record(f"… {v.formula} …\nraise --max-nodes, or --roll")
-    title = v.name if not v.formula else f"{v.name} = {v.formula}"
+    title = clip(v.name if not v.formula else f"{v.name} = {v.formula}")
     if v.kind == PRUNED and v.nodes[-1].op is not None and not v.nodes[-1].op.differentiable:
         title += "   (no gradient)"
     fields = [escape_record(title) + (f"\\n{escape_record(v.grad_fn)}" if v.grad_fn else "")]
     fields.append(escape_record(format_shape(v.value)))
     if style.show in ("values", "all"):
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
-                                                              style.max_elems), 7)))
+                                                              max_elems), 7)))
     if style.show == "all":
-        head = f"∂{output_name}/∂{v.name}"
+        head = f"∂{output_name}/∂{clip(v.name, 100)}"
         if v.adjoint is None:
             fields.append(_field(f"{head}  not computed"))
         else:
             fields.append(_field(f"{head}  " + _indent(
-                format_array(np.asarray(v.adjoint), style.precision, style.max_elems),
+                format_array(np.asarray(v.adjoint), style.precision, max_elems),
                 len(head) + 2)))
     body = "|".join(fields)
     return "{" + body + "}" if style.rankdir in ("BT", "TB") else body
@@ -175,7 +200,11 @@ def edge_label(e: EdgeView, mode: str, style: Style) -> str:
     if mode == "contribution":
         if e.contribution is None:
             return ""
-        text = format_array(np.asarray(e.contribution), style.precision, style.max_elems)
+        elems = style.max_elems
+        text = format_array(np.asarray(e.contribution), style.precision, elems)
+        while 2 * len(text) > LABEL_LIMIT and elems > 2:  # escaped, it may double
+            elems = max(2, elems // 2)
+            text = format_array(np.asarray(e.contribution), style.precision, elems)
         return f"Σ{e.count} {text}" if e.count > 1 else text
     if mode == "jacobian":
         text = jacobian_shape(e.output_shape, e.input_shape)
@@ -216,7 +245,7 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
     theme = THEMES[style.theme]
     g = _diagram_class()("gradviz")
-    label_lines = [t for t in [style.title] + notes if t]
+    label_lines = [clip(t) for t in [style.title] + notes if t]
     g.attr(rankdir=style.rankdir, bgcolor=theme.background, fontname=style.font,
            fontcolor=theme.font, nodesep="0.35", ranksep="0.45", labelloc="t",
            fontsize="13")
