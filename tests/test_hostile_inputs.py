@@ -287,3 +287,28 @@ def test_defop_arguments_are_checked() -> None:
         gv.defop("f", 3)
     with pytest.raises(GradvizTypeError, match=r"vjps\[0\] must be a function or None"):
         gv.defop("f", lambda x: x, vjps=(3,))
+
+
+# -- item 13: the embedded renderer runs in 1 GB of address space ---------------------------
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/prlimit"), reason="needs util-linux prlimit")
+def test_embedded_renderer_under_a_1gb_address_space_limit(tmp_path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]),
+               GRADVIZ_CACHE_DIR=str(tmp_path / "cache"))
+    for attempt in ("compiles", "loads from the cache"):
+        run = subprocess.run(["prlimit", "--as=1000000000", sys.executable, "-m", "gradviz",
+                              "render", "x = tanh(w * 2); sum(x * x)", "-v", "w=randn(3)",
+                              "--renderer", "embedded", "-o", "g.svg"],
+                             cwd=tmp_path, env=env, capture_output=True, timeout=300)
+        assert run.returncode == 0, (attempt, run.stderr[-500:])
+        ET.parse(tmp_path / "g.svg")
+    # A limit too small for Python itself is still one line, never a traceback.
+    run = subprocess.run(["prlimit", "--as=200000000", sys.executable, "-m", "gradviz",
+                          "render", "sum(x * x)", "-v", "x=randn(3)", "--renderer", "embedded",
+                          "-o", "small.svg"], cwd=tmp_path, env=env, capture_output=True,
+                         timeout=300)
+    if run.returncode != 0:
+        err = run.stderr.decode(errors="replace")
+        assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: "), err
+        assert not (tmp_path / "small.svg").exists()

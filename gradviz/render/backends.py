@@ -63,8 +63,10 @@ _MAX_INSTANCE_MEMORY = 256 * 1024 * 1024
 
 # Cache files are "graphviz-<key>.cwasm"; the key covers the wasm file, the wasmtime
 # build and this layout's version, and is repeated inside the file's header.
-_CACHE_FORMAT = b"gradviz-cwasm-3"  # 3: a header binding the file to its key
+_CACHE_FORMAT = b"gradviz-cwasm-4"  # 4: small memory reservation (code differs)
 _WASM_STACK = 2000 * 1024
+_MEMORY_RESERVATION = 64 * 1024 * 1024
+_MEMORY_GUARD = 64 * 1024
 _CACHE_SUFFIX = ".cwasm"
 
 
@@ -513,6 +515,13 @@ class _Embedded:
         # is exhausted near 5,000 boxes.  2000 KiB stays under wasmtime's 2 MiB cap.
         config = wasmtime.Config()
         config.max_wasm_stack = _WASM_STACK
+        # wasmtime reserves 4 GiB of address space (plus 32 GiB of guard) per memory by
+        # default, which an address-space limit (ulimit -v, prlimit --as) of a few GB
+        # refuses.  A small reservation, grown by moving, runs in 1 GB at about the same speed.
+        config.memory_reservation = _MEMORY_RESERVATION
+        config.memory_guard_size = _MEMORY_GUARD
+        config.memory_reservation_for_growth = 0
+        config.memory_may_move = True
         self.engine = wasmtime.Engine(config)
         #: How the module was obtained: "cache" (loaded from the cache),
         #: "compiled+stored" (compiled, then cached) or "compiled" (cache unusable).
