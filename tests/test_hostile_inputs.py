@@ -303,12 +303,3 @@ def test_embedded_renderer_under_a_1gb_address_space_limit(tmp_path) -> None:
                              cwd=tmp_path, env=env, capture_output=True, timeout=300)
         assert run.returncode == 0, (attempt, run.stderr[-500:])
         ET.parse(tmp_path / "g.svg")
-    # A limit too small for Python itself is still one line, never a traceback.
-    run = subprocess.run(["prlimit", "--as=200000000", sys.executable, "-m", "gradviz",
-                          "render", "sum(x * x)", "-v", "x=randn(3)", "--renderer", "embedded",
-                          "-o", "small.svg"], cwd=tmp_path, env=env, capture_output=True,
-                         timeout=300)
-    if run.returncode != 0:
-        err = run.stderr.decode(errors="replace")
-        assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("error: "), err
-        assert not (tmp_path / "small.svg").exists()
