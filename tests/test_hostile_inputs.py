@@ -303,3 +303,66 @@ def test_embedded_renderer_under_a_1gb_address_space_limit(tmp_path) -> None:
                              cwd=tmp_path, env=env, capture_output=True, timeout=300)
         assert run.returncode == 0, (attempt, run.stderr[-500:])
         ET.parse(tmp_path / "g.svg")
+
+
+# -- item 16: deepcopy and pickle as PyTorch ---------------------------------------------------
+
+
+def test_deepcopy_and_pickle_of_a_leaf_keep_value_grad_and_name() -> None:
+    import copy
+    import pickle
+
+    x = gv.tensor([1.0, 2.0], requires_grad=True).name("x")
+    (x * x).sum().backward()
+    for twin in (copy.deepcopy(x), pickle.loads(pickle.dumps(x))):
+        assert twin is not x and twin.is_leaf and twin.requires_grad and twin.label == "x"
+        assert twin.tolist() == [1.0, 2.0] and twin.grad.tolist() == [2.0, 4.0]
+        twin.grad.zero_()
+        assert x.grad.tolist() == [2.0, 4.0]  # a copy, not shared
+    pair = copy.deepcopy([x, x])
+    assert pair[0] is pair[1]  # the memo is honoured
+
+
+def test_deepcopy_and_pickle_of_a_computed_tensor_are_refused_even_deep_chains() -> None:
+    import copy
+    import pickle
+
+    x = gv.tensor([1.0], requires_grad=True)
+    y = x
+    for _ in range(5000):
+        y = y * 1.0
+    with pytest.raises(AutogradError, match=r"^Only Tensors created explicitly by the user "
+                                            r"\(graph leaves\) support the deepcopy protocol"):
+        copy.deepcopy(y)
+    with pytest.raises(AutogradError, match="can pickle only leaf tensors"):
+        pickle.dumps(y)
+    assert pickle.loads(pickle.dumps(y.detach())).tolist() == [1.0]
+
+
+# -- item 17: the smaller ones --------------------------------------------------------------------
+
+
+def test_a_flat_sum_of_101_terms_is_not_nested_too_deeply() -> None:
+    run = gradviz("render", " + ".join(["x"] * 101), "-v", "x=1", "-o", "-", "-f", "dot")
+    assert run.returncode == 0, run.stderr
+    assert b"101." in run.stderr  # the summary (on stderr with -o -): 101 x
+
+
+def test_a_tuple_output_is_called_a_tuple() -> None:
+    line = one_error_line(gradviz("render", "(x, x)", "-v", "x=1", "-o", "-"))
+    assert "the output is a tuple of 2 values" in line
+
+
+def test_v_names_are_normalised_as_the_formula_names_are() -> None:
+    # NFKC: the full-width ｘ of -v is the x of the formula, as Python's ast reads it.
+    run = gradviz("render", "sin(x)", "-v", "ｘ=0", "-o", "-", "-f", "dot")
+    assert run.returncode == 0, run.stderr
+
+
+def test_a_variable_named_out_keeps_its_name_and_the_output_gets_another() -> None:
+    run = gradviz("render", "sum(x * out)", "-v", "x=1", "-v", "out=2", "-o", "-", "-f", "dot")
+    assert run.returncode == 0, run.stderr
+    dot = run.stdout.decode()
+    assert "{out\\nAccumulateGrad" in dot and "∂output/∂out\\ " in dot
+    summary = run.stderr.decode()
+    assert "∂output/∂·" in summary and "\nout " in summary

@@ -348,6 +348,29 @@ class Tensor:
     def __copy__(self) -> "Tensor":
         return self.clone()
 
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """A copy of a leaf (its value, requires_grad, grad and name), as PyTorch allows.
+
+        A computed tensor would drag its whole graph along (and recurse once per
+        op): PyTorch refuses, and so does gradviz.
+        """
+        if not self.is_leaf:
+            raise AutogradError(DEEPCOPY_LEAVES_ONLY)
+        new = Tensor(self.data, requires_grad=self.requires_grad, dtype=self.data.dtype)
+        memo[id(self)] = new
+        new.label = self.label
+        if self._grad is not None:
+            new._grad = self._grad.__deepcopy__(memo)
+        return new
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        """Pickle a leaf (value, requires_grad, grad, name); a computed tensor is refused."""
+        if not self.is_leaf:
+            raise AutogradError("gradviz can pickle only leaf tensors (made by the user, not "
+                                "computed): a computed tensor carries its graph. Pickle "
+                                "t.detach() to keep its value.")
+        return (_rebuild, (self.data, self.requires_grad, self._grad, self.label))
+
     # -- operators ------------------------------------------------------------
 
     # Operators (+, *, <, ...) are bound to their ops at the end of gradviz.ops.
@@ -361,6 +384,19 @@ class Tensor:
 
 
 LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+DEEPCOPY_LEAVES_ONLY = ("Only Tensors created explicitly by the user (graph leaves) support the "
+                        "deepcopy protocol at the moment.  If you were attempting to deepcopy a "
+                        "module, this may be because of a torch.nn.utils.weight_norm usage, see "
+                        "https://github.com/pytorch/pytorch/pull/103001")
+
+
+def _rebuild(data: np.ndarray, requires_grad: bool, grad: "Tensor | None",
+             label: str | None) -> "Tensor":
+    """Unpickle a leaf tensor."""
+    t = Tensor(data, requires_grad=requires_grad, dtype=data.dtype)
+    t._grad = grad
+    t.label = label
+    return t
 MODIFIED = ("one of the variables needed for gradient computation has been modified by an "
             "inplace operation: [{what}]{made_by} is at version {now}; expected version "
             "{then} instead. Hint: enable anomaly detection to find the operation that failed "

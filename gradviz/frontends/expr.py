@@ -403,11 +403,18 @@ class _Checker:
             self.expr(element, depth + 1)
 
     def binop(self, node: ast.BinOp, depth: int) -> None:
-        if type(node.op) not in _BINARY_OPERATORS:
-            symbol = _OTHER_OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
-            raise ExpressionError(f"operator `{symbol}` is not allowed; allowed: {_ALLOWED_OPERATORS}")
-        self.expr(node.left, depth + 1)
-        self.expr(node.right, depth + 1)
+        # A left-leaning chain (x + x + ... + x) reads flat: its length is not nesting,
+        # so it is walked as a loop, each operand one level down.
+        rights = []
+        while isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINARY_OPERATORS:
+                symbol = _OTHER_OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
+                raise ExpressionError(f"operator `{symbol}` is not allowed; allowed: {_ALLOWED_OPERATORS}")
+            rights.append(node.right)
+            node = node.left
+        self.expr(node, depth + 1)
+        for right in reversed(rights):
+            self.expr(right, depth + 1)
 
     def unaryop(self, node: ast.UnaryOp, depth: int) -> None:
         if type(node.op) not in _UNARY_OPERATORS:
@@ -643,9 +650,24 @@ class _Interpreter:
         return tuple(self.value_of(element) for element in node.elts)
 
     def binop(self, node: ast.BinOp) -> Any:
+        # Left-leaning chains in a loop, not by recursion (see _Checker.binop).
+        spine = []
+        while isinstance(node, ast.BinOp):
+            spine.append(node)
+            node = node.left
+        left = self.value_of(node)
+        for step in reversed(spine):
+            right = self.value_of(step.right)
+            try:
+                left = self._apply(step, left, right)
+            except (GradvizError, RecursionError):
+                raise
+            except Exception as exc:  # as value_of does for its node
+                raise _foreign_error(step, exc) from exc
+        return left
+
+    def _apply(self, node: ast.BinOp, left: Any, right: Any) -> Any:
         symbol, function = _BINARY_OPERATORS[type(node.op)]
-        left = self.value_of(node.left)
-        right = self.value_of(node.right)
         _refuse_sequence_arithmetic(symbol, left, right)
         if _is_plain_number(left) and _is_plain_number(right):
             # Python numbers: the interpreter does this arithmetic itself, so

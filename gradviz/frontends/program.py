@@ -9,6 +9,7 @@ gradviz tensors, so the tape records it like any other computation.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -127,7 +128,8 @@ class Built:
 def parse_assignment(text: str) -> tuple[str, str]:
     """Split ``NAME=VALUE`` (from ``-v``)."""
     name, sep, value = text.partition("=")
-    name = name.strip()
+    # As Python (and ast) normalise identifiers: -v ｘ=1 is the x of the formula.
+    name = unicodedata.normalize("NFKC", name.strip())
     if not sep or not name.isidentifier() or not value.strip():
         raise ExpressionError(f"-v expects NAME=VALUE (e.g. -v x=arange(4) or -v w=[1, 2]); "
                               f"got {text!r}")
@@ -207,11 +209,16 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
             value.label = name
 
     out = expr.evaluate(program, EXPRESSION_FUNCTIONS, variables, on_assign=on_assign)
+    if isinstance(out, (tuple, list)):
+        raise ExpressionError(f"the output is a {type(out).__name__} of {len(out)} values; the "
+                              "last expression must be one tensor (e.g. `stack([x, y])`)")
     if not isinstance(out, Tensor):
         raise ExpressionError("the output is a plain number, not computed from any variable: "
                               "use a variable, e.g. `x * 2` with -v x=3")
     if out.label is None:
-        out.label = "out"
+        taken = set(variables) | set(assigned)
+        out.label = next(n for n in ("out", "output", "out_") if n not in taken) \
+            if "out_" not in taken else "out" + "_" * (max(map(len, taken)) + 1)
     return Built(out, variables, assigned, notices)
 
 
