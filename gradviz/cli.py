@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import textwrap
 from typing import Any, Iterable, Iterator, Sequence
@@ -79,6 +80,10 @@ class _Group(click.Group):
                 stream.reconfigure(errors="backslashreplace")
             except (AttributeError, ValueError, OSError):  # not a text file (a test runner's)
                 pass
+        try:  # SIGTERM as an exception: cleanups run (no temporary file is left behind)
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # not the main thread
+            pass
         try:
             status = super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # `gradviz render` alone: its help
@@ -96,6 +101,14 @@ class _Group(click.Group):
             click.echo("error: interrupted", err=True)
             sys.exit(130)
         sys.exit(status if isinstance(status, int) else 0)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, like Ctrl-C (exit status 143)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
 
 
 def visible_line(text: str) -> str:
@@ -367,8 +380,9 @@ def _run(job: Any) -> None:
         _fail(str(exc))
     except MemoryError:
         _fail("out of memory: make the inputs smaller (fewer elements, fewer steps)")
-    except KeyboardInterrupt:
-        _fail("interrupted", status=130)
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        _fail("terminated" if terminated else "interrupted", status=143 if terminated else 130)
     except RecursionError:
         _fail("the graph is nested too deeply for Python's recursion limit")
     except Exception as exc:

@@ -366,3 +366,39 @@ def test_a_variable_named_out_keeps_its_name_and_the_output_gets_another() -> No
     assert "{out\\nAccumulateGrad" in dot and "∂output/∂out\\ " in dot
     summary = run.stderr.decode()
     assert "∂output/∂·" in summary and "\nout " in summary
+
+
+# -- item 12: Ctrl-C stops a long embedded layout; SIGTERM leaves no temporary file -----------
+
+LONG_CHAIN = """\
+import gradviz as gv
+x = gv.tensor([0.5], requires_grad=True)
+y = x
+for i in range(4000):
+    y = gv.tanh(y * 1.001) + 0.001 * i
+"""
+
+
+@pytest.mark.parametrize("sig, status, line", [(2, 130, "error: interrupted"),
+                                               (15, 143, "error: terminated")])
+def test_a_signal_stops_a_long_layout_promptly_and_leaves_no_file(tmp_path, sig, status,
+                                                                  line) -> None:
+    import signal
+    import time
+
+    (tmp_path / "chain.py").write_text(LONG_CHAIN)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    # 10,000 boxes: the embedded layout alone takes 10 s or more.
+    proc = subprocess.Popen([sys.executable, "-m", "gradviz", "render", "chain.py",
+                             "--max-nodes", "10000", "--renderer", "embedded", "-o", "g.svg"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(5)
+    assert proc.poll() is None, "the layout finished before the signal: make the graph bigger"
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 3, "the signal was not acted on promptly"
+    assert proc.returncode in (status, 130), err
+    assert err.decode().strip().splitlines()[-1] in (line, "error: interrupted")
+    assert "Traceback" not in err.decode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["chain.py"]  # no g.svg, no .tmp

@@ -29,6 +29,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -63,7 +64,7 @@ _MAX_INSTANCE_MEMORY = 256 * 1024 * 1024
 
 # Cache files are "graphviz-<key>.cwasm"; the key covers the wasm file, the wasmtime
 # build and this layout's version, and is repeated inside the file's header.
-_CACHE_FORMAT = b"gradviz-cwasm-4"  # 4: small memory reservation (code differs)
+_CACHE_FORMAT = b"gradviz-cwasm-5"  # 5: small memory reservation, epoch interruption
 _WASM_STACK = 2000 * 1024
 _MEMORY_RESERVATION = 64 * 1024 * 1024
 _MEMORY_GUARD = 64 * 1024
@@ -440,6 +441,7 @@ class _Instance:
 
     def __init__(self, wasmtime: object, engine: object, module: object) -> None:
         self.store = wasmtime.Store(engine)
+        self.store.set_epoch_deadline(1)  # wasm code runs until the next epoch tick
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         # No stdin, stdout, stderr, files, environment or arguments: output
@@ -475,6 +477,7 @@ class _Instance:
             if not len_ptr:
                 raise _Failure("out of memory in the embedded Graphviz")
             ptrs.append(len_ptr)
+            self.store.set_epoch_deadline(1)  # the next epoch tick (an interrupt) stops it
             result = self._render(self.store, ptrs[0], ptrs[1], ptrs[2], len_ptr)
             if not result:
                 err = self._last_error(self.store)
@@ -522,6 +525,9 @@ class _Embedded:
         config.memory_guard_size = _MEMORY_GUARD
         config.memory_reservation_for_growth = 0
         config.memory_may_move = True
+        # Ctrl-C must stop a long layout: wasm code checks an epoch counter, which a
+        # watcher thread advances when SIGINT or SIGTERM arrives (see _interruptible).
+        config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
         #: How the module was obtained: "cache" (loaded from the cache),
         #: "compiled+stored" (compiled, then cached) or "compiled" (cache unusable).
@@ -557,7 +563,13 @@ class _Embedded:
             try:
                 if instance is None:
                     instance = _Instance(wasmtime, self.engine, self.module)
-                output = instance.render(data, fmt)
+                with _interruptible(self.engine) as interrupted:
+                    try:
+                        output = instance.render(data, fmt)
+                    except Exception:
+                        if interrupted():
+                            raise KeyboardInterrupt from None
+                        raise
             except _Failure as exc:
                 # A failed render leaves Graphviz's global state such that the
                 # next render fails too: the instance is dropped (a new one
@@ -575,6 +587,58 @@ class _Embedded:
             if instance.memory_size() <= _MAX_INSTANCE_MEMORY:
                 self._instance = instance
             return output
+
+
+@contextlib.contextmanager
+def _interruptible(engine: object):
+    """Let a signal stop the wasm code running meanwhile; yields ``interrupted()``.
+
+    Python runs its signal handlers only between bytecodes, never inside a long
+    wasm call, so Ctrl-C would wait for the layout to end.  Here the C-level
+    handler's wakeup byte (``signal.set_wakeup_fd``) wakes a watcher thread,
+    which advances the engine's epoch: the wasm code traps at once, and Python's
+    own handler then runs as usual.  Only in the main thread (where signals land).
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    wake_r, wake_w = os.pipe()
+    stop_r, stop_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    fired = threading.Event()
+    try:
+        previous = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        for fd in (wake_r, wake_w, stop_r, stop_w):
+            os.close(fd)
+        yield lambda: False
+        return
+
+    def watch() -> None:
+        import select
+
+        readable, _, _ = select.select([wake_r, stop_r], [], [])
+        if wake_r in readable:
+            fired.set()
+            engine.increment_epoch()
+
+    watcher = threading.Thread(target=watch, name="gradviz-interrupt", daemon=True)
+    watcher.start()
+    try:
+        yield fired.is_set
+    finally:
+        signal.set_wakeup_fd(previous)
+        if previous != -1 and fired.is_set():
+            try:  # pass the signal on to whoever listened before us
+                os.write(previous, b"\x02")
+            except OSError:
+                pass
+        os.write(stop_w, b"x")
+        watcher.join()
+        for fd in (wake_r, wake_w, stop_r, stop_w):
+            os.close(fd)
 
 
 _EMBEDDED: _Embedded | None = None
