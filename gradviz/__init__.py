@@ -12,7 +12,9 @@ every operation, and tools that draw and step through it::
 
 from __future__ import annotations
 
-from gradviz.engine.backward import BackwardPass, Step, backward, grad
+from gradviz.engine.backward import (
+    BackwardPass, Edge, Freed, History, Step, backward, grad, keep_saved,
+)
 from gradviz.engine.check import CheckResult, check
 from gradviz.engine.forward import ForwardStep, ForwardSweep, jvp
 from gradviz.engine.op import Op, defop
@@ -41,3 +43,4 @@ def tape(*outputs: Tensor) -> Tape:
 
 # Bound after the subpackage import, so ``gradviz.render`` is the function.
 from gradviz.render import draw, render  # noqa: E402
+from gradviz.stepper import step  # noqa: E402

@@ -124,16 +124,34 @@ def main() -> None:
     """gradviz: see automatic differentiation.
 
     Draw computation graphs annotated with forward values and backward
-    adjoints (gradviz render), and check derivative rules against finite
-    differences (gradviz check).  Run `gradviz COMMAND --help` for each.
+    adjoints (gradviz render), walk backpropagation one node at a time in
+    the terminal or as slides (gradviz step), and check derivative rules
+    against finite differences (gradviz check).  Run `gradviz COMMAND --help`
+    for each.
     """
 
 
-def _split_names(values: Sequence[str]) -> list[str]:
-    out: list[str] = []
-    for v in values:
-        out.extend(s.strip() for s in v.split(",") if s.strip())
-    return out
+def _graph_inputs(command: Any) -> Any:
+    """EXPR and the options that give its values: shared by render and step."""
+    for option in reversed([
+        click.argument("expr", metavar="EXPR"),
+        click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
+                     help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
+                          "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable."),
+        click.option("--const", "constants", multiple=True, metavar="NAME",
+                     help="Treat this variable as a constant (no gradient). Repeatable or "
+                          "comma-separated."),
+        click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
+                     help="Differentiate only with respect to these variables "
+                          "(comma-separated); the rest is drawn as pruned."),
+        click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=None,
+                     help="Seed for variables given no value (and randn), for reproducible "
+                          "diagrams."),
+        click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
+                     show_default=True, help="Floating type of the -v values."),
+    ]):
+        command = option(command)
+    return command
 
 
 # EXPR is a formula or a script by how it looks (a path ending in .py is run as Python);
@@ -150,19 +168,7 @@ def _is_script(expr: str, kind: str | None) -> bool:
 
 
 @main.command("render", help=RENDER_HELP, no_args_is_help=True)
-@click.argument("expr", metavar="EXPR")
-@click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
-              help="Value of a variable: a number, a list such as [1, 2], or arange(4), "
-                   "ones(3), randn(3, 2), linspace(0, 1, 5). Repeatable.")
-@click.option("--const", "constants", multiple=True, metavar="NAME",
-              help="Treat this variable as a constant (no gradient). Repeatable or comma-separated.")
-@click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
-              help="Differentiate only with respect to these variables (comma-separated); "
-                   "the rest is drawn as pruned.")
-@click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=None,
-              help="Seed for variables given no value (and randn), for reproducible diagrams.")
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
-              show_default=True, help="Floating type of the -v values.")
+@_graph_inputs
 @click.option("-o", "--output", "path", default="graph.svg", show_default=True,
               metavar="PATH", help="Where to write the diagram; '-' for standard output.")
 @click.option("-f", "--format", "fmt", type=click.Choice(["svg", "png", "pdf", "dot", "json"]),
@@ -207,6 +213,116 @@ def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
                               precision=precision, max_elems=max_elems,
                               title=title if title is not None else _title(expr))))
+
+
+STEP_HELP = """Step through backpropagation one node at a time.
+
+\b
+EXPR is a formula or a script, as for `gradviz render` (same -v, --const,
+--wrt, --seed, --dtype).  The reverse pass runs once, with the engine's own
+backward algorithm; each step shows the node visited, the adjoint it received,
+and for each input the chain rule with numbers: what it sends back, and the
+input's adjoint so far.  A table gives every node's status (done, current,
+pending with a partial adjoint, not reached, pruned and why) and the saved
+values freed as the pass goes.
+
+In a terminal the stepper is interactive (press ? for the keys: n/p next and
+back, j jump, b breakpoint, c continue, q quit).  Piped, or with --no-pause,
+it prints every step as plain text; --at K prints step K alone.  --frames DIR
+writes one SVG per step, all with the same layout, and an index.html that
+plays them (arrow keys, slider): slides for a lecture.
+
+\b
+Examples:
+  gradviz step "dot(x, x)" -v "x=arange(4)"
+  gradviz step "sum(x * x)" -v x="[1, 2, 3]" --no-pause
+  gradviz step "y = x * x; u = detach(y); z = u * x; sum(z)" -v "x=arange(4)" --at -1
+  gradviz step "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
+      -v y="[0, 1, 2]" --const X,y --seed 0 --frames slides/
+  gradviz step "sin(x) * x" -v x="[1, 2]" --mode forward --wrt x
+"""
+
+
+@main.command("step", help=STEP_HELP, no_args_is_help=True)
+@_graph_inputs
+@click.option("--no-pause", is_flag=True,
+              help="Print every step as plain text instead of waiting for keys.")
+@click.option("--at", "at", type=int, default=None, metavar="K",
+              help="Print step K alone (1 is the first; negative counts from the end).")
+@click.option("--frames", "frames", default=None, metavar="DIR",
+              help="Write step-000.svg ... and index.html (a self-contained player) into DIR.")
+@click.option("--mode", type=click.Choice(["reverse", "forward"]), default="reverse",
+              show_default=True,
+              help="reverse: adjoints flow down from the output (backpropagation); forward: "
+                   "tangents flow up from one input component per sweep (needs --wrt).")
+@click.option("--direction", type=int, default=None, metavar="K",
+              help="Forward mode: sweep only input component K (0-based); default every one.")
+@click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
+              help="Significant digits of the numbers shown.")
+@click.option("--max-elems", type=click.IntRange(2, 100), default=6, show_default=True,
+              help="Elements shown per array row before the middle is elided.")
+@click.option("--theme", type=click.Choice(["light", "dark", "print"]), default="light",
+              show_default=True, help="Colours of the --frames slides.")
+@click.option("--renderer", type=click.Choice(["auto", "system", "embedded"]), default="auto",
+              show_default=True, help="Graphviz used to lay out --frames (see render).")
+def step_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
+                 wrt: tuple[str, ...], seed: int | None, dtype: str, no_pause: bool,
+                 at: int | None, frames: str | None, mode: str, direction: int | None,
+                 precision: int, max_elems: int, theme: str, renderer: str) -> None:
+    _run(lambda: _step(expr, values, constants, wrt, seed, dtype, no_pause, at, frames, mode,
+                       direction, precision, max_elems, theme, renderer))
+
+
+def _step(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
+          seed: int | None, dtype: str, no_pause: bool, at: int | None, frames: str | None,
+          mode: str, direction: int | None, precision: int, max_elems: int, theme: str,
+          renderer: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    from gradviz.frontends.load import load
+    from gradviz.stepper import _is_terminal
+
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    err = Console(stderr=True, highlight=False)
+    for notice in loaded.notices:
+        err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+    if at == 0:
+        raise GradvizError("--at counts from 1 (the first step); -1 is the last")
+    k = None if at is None else at - 1 if at > 0 else at
+    if mode == "forward":
+        from gradviz.stepper.forward import ForwardSession, forward_transcript
+        if not loaded.wrt or len(loaded.wrt) != 1:
+            raise GradvizError("--mode forward pushes tangents from one input: name it with "
+                               "--wrt NAME")
+        session = ForwardSession(loaded.output, loaded.wrt[0], direction=direction)
+        text = forward_transcript(session, precision, max_elems) if k is None else \
+            session.step_text(k, precision, max_elems)
+        click.echo(text)
+        return
+    from gradviz.stepper.session import Session
+    from gradviz.stepper.text import Formatter, step_text, transcript
+
+    # The CLI owns this graph: free saved values as backward() does, to show it.
+    session = Session(loaded.output, wrt=loaded.wrt, retain_graph=False, kept=loaded.kept)
+    fmt = Formatter(session, precision, max_elems)
+    if k is not None and not -len(session) <= k < len(session):
+        raise GradvizError(f"--at {at}: this pass has {len(session)} steps (1 to {len(session)}, "
+                           f"or -1 to -{len(session)} from the end)")
+    if frames is not None:
+        from gradviz.stepper.frames import write_frames
+        written = write_frames(session, frames, theme=theme, renderer=renderer,
+                               precision=precision, max_elems=max_elems, console=err)
+        err.print(f"[green]wrote[/] {escape(frames)} ({written} frames and index.html)")
+        return
+    if k is not None:
+        click.echo(step_text(session, k, fmt))
+    elif no_pause or not _is_terminal():
+        click.echo(transcript(session, precision, max_elems))
+    else:
+        from gradviz.stepper.interactive import run
+        from gradviz.stepper.screen import Viewer
+        run(Viewer(session, fmt), Console(highlight=False))
 
 
 CHECK_HELP = """Check derivatives against central finite differences (float64).
@@ -405,14 +521,11 @@ def _fail(message: str, status: int = 2) -> None:
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
             kind: str | None, options: dict[str, Any]) -> None:
-    import numpy as np
     from rich.console import Console
     from rich.markup import escape
 
     from gradviz.engine.format import visible
-    from gradviz.engine.tensor import manual_seed
-    from gradviz.frontends.program import build, parse_assignment
-    from gradviz.frontends.script import run_script
+    from gradviz.frontends.load import load
     from gradviz.render import draw, format_from_path, write_atomic
     from gradviz.render.backends import resolve_renderer
 
@@ -421,37 +534,14 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     to_stdout = path == "-" or _is_stdout(path)
     # The diagram owns standard output then: the summary goes to stderr.
     console = Console(stderr=to_stdout, highlight=False)
-    if seed is not None:
-        manual_seed(seed)
-    constant_names = _split_names(constants)
-    if _is_script(expr, kind):
-        if values or constants:
-            raise GradvizError("-v and --const apply to expressions; a script sets its own values")
-        with _stdout_to_stderr(to_stdout):  # the script's prints must not land in the diagram
-            result = run_script(expr)
-        output, named = result.output, result.tensors
-    else:
-        with np.errstate(all="ignore"):  # non-finite values get one warning of ours below
-            built = build(expr, [parse_assignment(v) for v in values],
-                          constants=constant_names, seed=seed, dtype=dtype)
-        for notice in built.notices:
-            console.print(f"[yellow]note:[/] {escape(visible(notice))}", soft_wrap=True)
-        output, named = built.output, built.variables
-    wrt_tensors = None
-    wrt_names = _split_names(wrt)
-    if wrt_names:
-        unknown = [n for n in wrt_names if n not in named]
-        if unknown:
-            raise GradvizError(f"--wrt: no variable {', '.join(unknown)} "
-                               f"(known: {', '.join(named) or 'none'})")
-        # The engine would only say "does not require grad"; name the option at fault.
-        for n in wrt_names:
-            if n in constant_names:
-                raise GradvizError(f"--wrt {n}: {n} is a constant (--const)")
-            if not named[n].requires_grad:
-                raise GradvizError(f"--wrt {n}: {n} does not require grad, so it has no gradient")
-        wrt_tensors = [named[n] for n in wrt_names]
-    drawing = draw(output, wrt=wrt_tensors, **options)  # its backward pass is quiet itself
+    with _stdout_to_stderr(to_stdout):  # a script's prints must not land in the diagram
+        loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
+                      script=None if kind is None else kind == "script")
+    for notice in loaded.notices:
+        console.print(f"[yellow]note:[/] {escape(visible(notice))}", soft_wrap=True)
+    output, named = loaded.output, loaded.variables
+    # Every adjoint drawn comes from the drawing's own pass from `output`.
+    drawing = draw(output, wrt=loaded.wrt, kept=loaded.kept, **options)
     for warning in drawing.warnings:
         console.print(f"[yellow]warning:[/] {escape(visible(warning))}", soft_wrap=True)
     data = drawing.pipe(out_fmt, chosen)
@@ -555,9 +645,11 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
     table.add_column(shown(f"∂{name}/∂·"))
     table.add_row(f"[bold]{shown(name)}[/]", text(output.data), "")
     for key, t in named.items():
-        if not isinstance(t, Tensor) or t is output:
+        # Only what is drawn, with the adjoints of the drawing's own pass.
+        if not isinstance(t, Tensor) or t is output or t not in drawing.tape:
             continue
-        grad = "—" if t.adjoint is None or not t.requires_grad else text(t.adjoint)
+        adjoint = drawing.adjoint_of(t)
+        grad = "—" if adjoint is None else text(adjoint)
         if not t.requires_grad:
             grad = "constant"
         table.add_row(shown(key), text(t.data), grad)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from gradviz.errors import ShapeError
 from gradviz.engine.op import Op as defop  # the built-ins: defop without the user-rule checks
+from gradviz.engine.shapes import broadcast_to, cast, fit_shape  # noqa: F401 (in the table)
 
 # -- helpers the rules share ------------------------------------------------------
 
@@ -42,35 +42,6 @@ def _spread(g: Any, shape: tuple, axis: tuple | None, keepdims: bool) -> Any:
     if not keepdims:
         g = reshape(g, shape=_kept(shape, axis))
     return broadcast_to(g, shape=shape)
-
-
-def fit_shape(g: Any, shape: tuple) -> Any:
-    """Fit a contribution to ``shape``: sum what broadcasting spread, spread what it kept.
-
-    The single un-broadcasting helper: reverse mode sums over the axes that
-    numpy broadcast an input along; forward mode broadcasts a tangent up to
-    the output's shape.
-    """
-    gshape = g.shape
-    if gshape == shape:
-        return g
-    lead = len(gshape) - len(shape)
-    if lead > 0:
-        g = g.sum(axis=tuple(range(lead)))
-        gshape = g.shape
-    axes = tuple(i for i, n in enumerate(shape) if n == 1 and gshape[i - len(shape) + len(gshape)] != 1
-                 ) if len(gshape) == len(shape) else ()
-    if axes:
-        g = g.sum(axis=axes, keepdims=True)
-    if tuple(g.shape) != tuple(shape):
-        try:
-            np.broadcast_shapes(tuple(g.shape), tuple(shape))
-        except ValueError:
-            raise ShapeError(f"a derivative of shape {tuple(gshape)} does not fit its input "
-                             f"of shape {tuple(shape)}: an op's rule returned the wrong "
-                             "shape") from None
-        g = broadcast_to(g, shape=tuple(shape))
-    return g
 
 
 # -- elementwise arithmetic -------------------------------------------------------
@@ -120,11 +91,6 @@ neg = defop("neg", np.negative, grad_fn="NegBackward0", display=lambda a, p: f"-
 
 identity = defop("clone", np.copy, grad_fn="CloneBackward0",
                  vjps=(lambda g: g,), jvps=(lambda t: t,))
-
-cast = defop("to", lambda x, dtype, src: x.astype(dtype), grad_fn="ToCopyBackward0",
-             display=lambda a, p: f"{a[0]}.to({p['dtype']})",
-             vjps=(lambda g, dtype, src: cast(g, dtype=src, src=dtype),),
-             jvps=(lambda t, dtype, src: cast(t, dtype=dtype, src=src),))
 
 # -- elementwise functions: the Jacobian is diagonal, so the VJP rule is the JVP rule ---
 
@@ -287,12 +253,6 @@ reshape = defop("reshape", lambda x, shape: np.reshape(x, shape), grad_fn="ViewB
                 vjps=(lambda g, shape0, shape: reshape(g, shape=shape0),),
                 jvps=(lambda t, shape0, shape: reshape(t, shape=shape),))
 
-broadcast_to = defop("expand", lambda x, shape: np.broadcast_to(x, shape),
-                     grad_fn="ExpandBackward0",
-                     vjps=(lambda g, shape: g,),  # the engine sums it back to the input's shape
-                     jvps=(lambda t, shape: broadcast_to(t, shape=shape),))
-
-
 def _scatter(g: np.ndarray, index: Any, shape: tuple) -> np.ndarray:
     out = np.zeros(shape, dtype=g.dtype)
     np.add.at(out, index, g)  # add.at, not assignment: repeated indices must add up
@@ -421,6 +381,25 @@ def _bind_operators() -> None:
     Tensor.__abs__ = lambda self: record(abs, (self,), empty)
     Tensor.__getitem__ = lambda self, index: record(getitem, (self,),
                                                     {"index": _freeze_index(index)})
+    Tensor.T = property(lambda self: record(transpose, (self,), {"axes": None}))
+    Tensor.detach = _detach_method
+    Tensor.clone = lambda self: record(identity, (self,), empty)
+    Tensor.__copy__ = lambda self: record(identity, (self,), empty)
+    Tensor.to = _to_method
+
+
+def _detach_method(self: Any) -> Any:
+    """A new tensor with the same value, cut from the graph (gradients stop here)."""
+    return detach(self)
+
+
+def _to_method(self: Any, dtype: Any) -> Any:
+    """A copy converted to ``dtype``; to an integer type it is a constant, as in PyTorch."""
+    from gradviz.engine.tensor import Tensor
+    target = np.dtype(dtype)
+    if target.kind not in "fc":
+        return Tensor(self.data.astype(target), dtype=target)
+    return cast(self, dtype=target, src=self.dtype)
 
 
 _bind_operators()

@@ -513,9 +513,11 @@ def test_render_after_backward_freed_the_graph(renderer):
     y.backward()
     drawing = draw(y)
     svg = drawing.pipe("svg", renderer)
-    assert box(svg, "x").adjoint == "[0 2 4 6]"
+    # No pass can be run any more: the box says so rather than show a number another
+    # pass left behind (here it would have been right; after a second backward() it is not).
+    assert box(svg, "x").adjoint == "unavailable: graph freed"
     assert box(svg, "y").value == "14"
-    assert any("edge contributions" in t for t in all_text(svg))
+    assert any("retain_graph=True" in t for t in all_text(svg))
     np.testing.assert_array_equal(x.grad.numpy(), [0, 2, 4, 6])  # untouched
 
 
@@ -553,7 +555,7 @@ def test_hundred_thousand_node_chain():
     for _ in range(100_000):
         expected *= float(np.cos(value))
         value = np.sin(value, dtype=np.float32)
-    np.testing.assert_allclose(float(x.adjoint), expected, rtol=1e-2)
+    np.testing.assert_allclose(float(drawing.adjoint_of(x)), expected, rtol=1e-2)
 
 
 @needs_dot

@@ -13,15 +13,17 @@ Before the walk, branches that cannot reach a requested input are pruned;
 
 from __future__ import annotations
 
+import threading
+from contextlib import contextmanager
 from operator import attrgetter
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
 from gradviz.engine.tape import ancestors, prune_reason
 from gradviz.engine.tensor import Size, Tensor, _GradMode, check_saved_versions, last_inplace
 from gradviz.errors import AutogradError, ShapeError
-from gradviz.ops import cast, fit_shape
+from gradviz.engine.shapes import cast, fit_shape
 
 FREED = ("Trying to backward through the graph a second time (or directly access saved "
          "tensors after they have already been freed). Saved intermediate values of the "
@@ -31,29 +33,126 @@ FREED = ("Trying to backward through the graph a second time (or directly access
 UNUSED = ("One of the differentiated Tensors appears to not have been used in the graph. "
           "Set allow_unused=True if this is the desired behavior.")
 NOT_REQUESTED = "leads to none of the requested inputs"
+UNREACHED = "not reached from the outputs along any edge that carries a gradient"
 CUT_OFF = "cut off: every path from the output passes through an op that passes no gradient"
 
 _by_seq = attrgetter("seq")
+
+
+class Edge(NamedTuple):
+    """What one input edge of a visited node carried back.
+
+    Attributes:
+        slot: which input of the node (0, 1, ...).
+        input: that input.
+        local: the VJP rule's result before it was fitted to the input's shape
+            (un-broadcasting), or None when nothing flows.
+        value: what was added into the input's adjoint (``local`` fitted to the
+            input's shape and dtype), or None when nothing flows.
+        reason: why nothing flows (None when something does).
+        derivative: the local derivative d(node)/d(input) as a number, when both
+            are single numbers (scalar chain rule); None otherwise, where the
+            local Jacobian has shape ``node.shape + input.shape``.
+    """
+
+    slot: int
+    input: Tensor
+    local: Any
+    value: Any
+    reason: str | None
+    derivative: Any = None
+
+
+class Freed(NamedTuple):
+    """What a step let go of: the values its op saved for backward, in bytes.
+
+    ``released`` counts arrays only the saved slot held; ``aliased`` counts saved
+    arrays that are the forward values themselves (an input's or the node's
+    ``data``, which the tape keeps for display), so dropping them released nothing.
+    """
+
+    released: int = 0
+    aliased: int = 0
+
+
+NOTHING_FREED = Freed()
 
 
 class Step(NamedTuple):
     """One node of the reverse walk.
 
     Attributes:
-        index: position in the walk (0 is the output).
+        index: the step's number, 0, 1, 2, ... with no gaps (0 is the output).
         node: the node visited.
         adjoint: d(output)/d(node), complete when the node is visited.
-        contributions: ``(input, value)`` for each input of the node; ``value``
-            is what flowed to that input, or None when the edge is pruned.
-        accumulated: True if the adjoint was added to ``node.grad`` (a leaf, or
-            a node that retains its grad).
+        edges: one :class:`Edge` per input of the node.
+        accumulated: the adjoint was added into ``node.grad`` by this pass.
+        into_grad: the node is one whose ``.grad`` a ``backward()`` fills (a leaf
+            that requires grad, a ``retain_grad()`` node, or a requested input),
+            whether or not this pass accumulates.
+        reached: the inputs that received their first (partial) adjoint at this
+            step, i.e. joined the pending frontier.
+        freed: the saved values released at this step (retain_graph=False).
     """
 
     index: int
     node: Tensor
     adjoint: Any
-    contributions: tuple
+    edges: tuple
     accumulated: bool
+    into_grad: bool = False
+    reached: tuple = ()
+    freed: Freed = NOTHING_FREED
+
+    @property
+    def contributions(self) -> tuple:
+        """``(input, value)`` per input: what flowed to it, or None for a pruned edge."""
+        return tuple((e.input, e.value) for e in self.edges)
+
+
+def saved_bytes(node: Tensor, saved: Any = None) -> Freed:
+    """The bytes of what ``node``'s op saved for backward, split as :class:`Freed` is.
+
+    A saved array that shares memory with the node's own value or an input's is
+    counted as ``aliased``: the tape keeps those values anyway.
+    """
+    saved = node.saved if saved is None else saved
+    if not saved or node.op is None or not node.op.saves_tensors:
+        return NOTHING_FREED
+    live = [node.data] + [x.data for x in node.inputs]
+    released = aliased = 0
+    for a in saved:
+        if not isinstance(a, np.ndarray):
+            continue  # a shape, or a Tensor under create_graph (counted where it lives)
+        if any(a is v or np.may_share_memory(a, v) and np.shares_memory(a, v) for v in live):
+            aliased += a.nbytes
+        else:
+            released += a.nbytes
+    return Freed(released, aliased)
+
+
+class _Kept(threading.local):
+    store: dict | None = None
+
+
+_kept = _Kept()
+
+
+@contextmanager
+def keep_saved() -> Iterator[dict]:
+    """Keep aside what backward passes free while the block runs (this thread).
+
+    A script drawn by gradviz may call ``backward()`` itself; it still sees
+    PyTorch's semantics (a second ``backward()`` raises), but the drawing's own
+    pass can then be run from the kept values: ``BackwardPass(..., kept=store)``.
+    """
+    previous = _kept.store
+    store: dict = {} if previous is None else previous
+    _kept.store = store
+    try:
+        yield store
+    finally:
+        _kept.store = previous
 
 
 class PassMode:
@@ -106,11 +205,21 @@ class BackwardPass:
         retain_graph: keep saved values for another pass (default: ``create_graph``).
         create_graph: record the pass itself, for higher derivatives.
         accumulate: add into ``.grad`` (``backward()``) or not (``grad()``).
+        record: keep a :class:`History` of the adjoints, so that the state as of
+            any step can be had again without rerunning the pass (the stepper's "back").
+        kept: saved values set aside by :func:`keep_saved`, used for nodes whose
+            own were freed by an earlier pass.
+
+    Each iteration over the pass is a walk of its own, with its own adjoints;
+    ``adjoint_of``, ``adjoints``, ``pending`` and ``history`` report the latest.
+    Nothing is written on the tensors except ``.grad`` (when accumulating) and
+    the freeing of saved values: two passes over one graph never mix.
     """
 
     def __init__(self, outputs: Tensor | Sequence[Tensor], grad_outputs: Any = None, *,
                  inputs: Sequence[Tensor] | None = None, retain_graph: bool | None = None,
-                 create_graph: bool = False, accumulate: bool = True) -> None:
+                 create_graph: bool = False, accumulate: bool = True, record: bool = False,
+                 kept: Mapping[int, Any] | None = None) -> None:
         outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
         if isinstance(outputs, Tensor) or grad_outputs is None:
             seeds = [grad_outputs] * len(outs)   # one output's seed, or None for each
@@ -125,7 +234,11 @@ class BackwardPass:
         self.retain_graph = self.create_graph if retain_graph is None else bool(retain_graph)
         self.accumulate = accumulate
         self.inputs = None if inputs is None else list(inputs)
-        self._seeds = [self._seed(i, o, g) for i, (o, g) in enumerate(zip(outs, seeds))]
+        self.record = record
+        self.kept = kept or {}
+        #: ``(output, seed)`` pairs: the adjoints the walk starts from.
+        self.seeds: list[tuple[Tensor, Any]] = [
+            (o, self._seed(i, o, g)) for i, (o, g) in enumerate(zip(outs, seeds))]
 
         nodes = ancestors(outs, grad_only=True)
         nodes.sort(key=_by_seq, reverse=True)
@@ -134,10 +247,10 @@ class BackwardPass:
             nodes = self._towards(nodes, self.inputs)
         self.order: list[Tensor] = nodes
         self._needed = None if self.inputs is None else {id(n) for n in nodes}
-        # This pass's adjoints, by node id: its own, so that passes over the same
-        # nodes (a stepper paused mid-way, a render) never mix.  Each is also
-        # published to ``node.adjoint`` once complete.
+        self._targets = None if self.inputs is None else {id(t) for t in self.inputs}
         self._adjoints: dict[int, Any] = {}
+        self._pending: dict[int, Tensor] = {}
+        self.history: History | None = None
 
     def _seed(self, i: int, out: Tensor, g: Any) -> Any:
         if not out.requires_grad:
@@ -176,11 +289,41 @@ class BackwardPass:
 
     # -- what the stepper and renderer ask -------------------------------------------
 
+    def into_grad(self, node: Tensor) -> bool:
+        """Whether ``backward()`` fills ``node.grad`` in this pass (whatever ``accumulate``)."""
+        if self._targets is not None:
+            return id(node) in self._targets
+        return node.is_leaf or node.retains_grad
+
+    def _edge_rule(self, n: Tensor, i: int, x: Tensor) -> tuple[Any, str | None]:
+        """The VJP rule that carries ``n``'s adjoint to input ``i`` (``x``), or why none does."""
+        op = n.op
+        if not x.requires_grad:
+            return None, prune_reason(x)
+        if self._needed is not None and id(x) not in self._needed:
+            return None, NOT_REQUESTED
+        rule = _rule(op, i) if op.variadic or i >= len(op.vjps) else op.vjps[i]
+        if rule is None:
+            return None, f"{op.name}() sends no gradient to its input {i}"
+        return rule, None
+
     def pruned(self) -> dict[Tensor, str]:
-        """Nodes below the outputs that receive no gradient in this pass, with the reason."""
-        needed = {id(n) for n in self.order}
+        """Every node below the outputs that receives no gradient in this pass, with the reason.
+
+        Together with the steps this accounts for every node of the graph: a node
+        is either visited (it has a step) or listed here.
+        """
+        stepped = self._reachable()
         walked = {id(n) for n in self._all}
         cut_by: dict[int, str] = {}  # node -> the op that stops gradients above it
+        no_rule: dict[int, str] = {}  # node -> why the consumers that reach it send nothing
+        for n in self.order:
+            if id(n) in stepped and n.op is not None and not n.is_leaf:
+                for i, x in enumerate(n.inputs):
+                    if x.requires_grad and id(x) not in stepped:
+                        rule, why = self._edge_rule(n, i, x)
+                        if rule is None and why != NOT_REQUESTED:
+                            no_rule.setdefault(id(x), why)
         reasons: dict[Tensor, str] = {}
         for n in sorted(ancestors(self.outputs), key=_by_seq, reverse=True):
             if n.op is not None and not n.op.differentiable:
@@ -189,18 +332,42 @@ class BackwardPass:
             elif id(n) in cut_by:
                 for x in n.inputs:
                     cut_by.setdefault(id(x), cut_by[id(n)])
-            if id(n) in needed:
+            if id(n) in stepped:
                 continue
+            if id(n) in no_rule and n.op is not None and not n.is_leaf:
+                for x in n.inputs:  # what lies below a node no gradient reaches is cut too
+                    if x.requires_grad:
+                        no_rule.setdefault(id(x), "cut off: " + no_rule[id(n)].removeprefix(
+                            "cut off: "))
             why = prune_reason(n)
             if why is None:
-                if id(n) in walked:
+                if id(n) in no_rule:
+                    why = no_rule[id(n)]
+                elif id(n) in walked and self._needed is not None and id(n) not in self._needed:
                     why = NOT_REQUESTED
                 elif id(n) in cut_by:
                     why = f"cut off by {cut_by[id(n)]}(): no gradient flows back through it"
+                elif id(n) in walked:
+                    why = UNREACHED
                 else:
                     why = CUT_OFF
             reasons[n] = why
         return reasons
+
+    def _reachable(self) -> set[int]:
+        """The nodes the walk visits: reached from the outputs along edges that carry a gradient."""
+        reach = {id(o) for o, _ in self.seeds}
+        for n in self.order:
+            if id(n) in reach and n.op is not None and not n.is_leaf:
+                for i, x in enumerate(n.inputs):
+                    if self._edge_rule(n, i, x)[0] is not None:
+                        reach.add(id(x))
+        return reach
+
+    def visited(self) -> list[Tensor]:
+        """The nodes the walk steps through, in order (without running it)."""
+        reach = self._reachable()
+        return [n for n in self.order if id(n) in reach]
 
     def adjoints(self) -> dict[Tensor, Any]:
         """The adjoints accumulated so far (complete for the nodes already visited)."""
@@ -210,6 +377,13 @@ class BackwardPass:
     def adjoint_of(self, node: Tensor) -> Any:
         """``node``'s adjoint in this pass so far (None: nothing has reached it)."""
         return self._adjoints.get(id(node))
+
+    def pending(self) -> list[Tensor]:
+        """The frontier: nodes holding a partial adjoint, waiting for other consumers.
+
+        Kept as the walk goes (steps add to it, visits remove from it), never recomputed.
+        """
+        return list(self._pending.values())
 
     def __iter__(self) -> Iterator[Step]:
         return self._walk(emit=True)
@@ -230,31 +404,46 @@ class BackwardPass:
         # the latest is the one adjoints() reports.
         adjoints: dict[int, Any] = {}
         self._adjoints = adjoints
-        for n in self._all:  # node.adjoint means "from the most recent pass": clear the old
-            n.adjoint = None
-        for out, g in zip(self.outputs, self._seeds):
+        pending: dict[int, Tensor] = {}
+        self._pending = pending
+        history = History(self.seeds) if self.record and emit else None
+        self.history = history
+        for out, g in self.seeds:
             prev = adjoints.get(id(out))
             adjoints[id(out)] = g if prev is None else prev + g
         create = self.create_graph
         retain = self.retain_graph
         needed = self._needed
-        targets = None if self.inputs is None else {id(t) for t in self.inputs}
+        targets = self._targets
+        kept_aside = _kept.store  # a script being drawn: keep what this pass frees
         inside = PassMode(grad_enabled=create)
         inside.enter()
         get = adjoints.get  # the loop below runs once per node: locals are faster
+        index = 0
         try:
-            for index, n in enumerate(self.order):
+            for n in self.order:
                 g = get(id(n))
-                if g is None:  # not reached from the outputs (several outputs, pruned)
+                if g is None:  # not reached (several outputs, or an input no rule feeds)
                     continue
-                n.adjoint = g  # complete: every consumer has been visited
                 op = n.op
-                contributions: list | None = [] if emit else None
+                edges: list | None = [] if emit else None
+                reached: list | None = [] if emit else None
+                changes: list | None = [] if history is not None else None
+                freed = NOTHING_FREED
+                if emit:
+                    pending.pop(id(n), None)
                 if op is not None and not n.is_leaf:
-                    if n.saved is None and op.saves_tensors:  # saved_freed(n), inlined
-                        raise AutogradError(FREED)
+                    saved = n.saved
+                    if saved is None and op.saves_tensors:  # saved_freed(n), inlined
+                        kept = self.kept.get(id(n))
+                        if kept is None:
+                            raise AutogradError(FREED)
+                        saved = kept[1]
                     if last_inplace[0] > n.seq: check_saved_versions(n)  # noqa: E701
-                    saved = op.pick_saved(n.inputs, n) if create else n.saved or ()
+                    if create:
+                        saved = op.pick_saved(n.inputs, n)
+                    elif saved is None:
+                        saved = ()
                     params = n.params
                     for i, x in enumerate(n.inputs):
                         rule = None
@@ -263,47 +452,120 @@ class BackwardPass:
                                 else op.vjps[i]
                         if rule is None:  # pruned edge: nothing flows to x
                             if emit:
-                                contributions.append((x, None))
+                                edges.append(Edge(i, x, None, None, self._edge_rule(n, i, x)[1]))
                             continue
-                        c = rule(g, *saved, **params)
+                        local = c = rule(g, *saved, **params)
                         xa = x.data
                         if c.shape != xa.shape:
                             c = fit_shape(c, xa.shape)
                         xd = xa.dtype  # a float32 leaf keeps a float32 grad
                         if c.dtype is not xd and c.dtype != xd:
                             c = cast(c, dtype=xd, src=c.dtype)
-                        if emit:
-                            contributions.append((x, c))
                         key = id(x)
                         prev = get(key)
-                        adjoints[key] = c if prev is None else prev + c
-                    if not retain and op.saves_tensors:  # shapes alone stay, as in PyTorch
-                        n.saved = None
+                        total = adjoints[key] = c if prev is None else prev + c
+                        if emit:
+                            edges.append(Edge(i, x, local, c, None,
+                                              _derivative(n, i, x, saved) if not create else None))
+                            if prev is None:
+                                pending[key] = x
+                                reached.append(x)
+                            if changes is not None:
+                                changes.append((key, total))
+                    if not retain and op.saves_tensors and n.saved is not None:
+                        if emit:  # measured before the references are dropped
+                            freed = saved_bytes(n)
+                        if kept_aside is not None:
+                            kept_aside[id(n)] = (n, n.saved)
+                        n.saved = None  # shapes alone stay, as in PyTorch
                 accumulated = False
                 # .grad is filled for leaves and retain_grad() nodes, or for the inputs= asked for.
                 if self.accumulate and (id(n) in targets if targets is not None
                                         else n.is_leaf or n.retains_grad):
-                    self._accumulate(n, g)
+                    self._accumulate(n, g, copy=emit)
                     accumulated = True
                 if emit:
+                    step = Step(index, n, g, tuple(edges), accumulated,
+                                accumulated or self.into_grad(n), tuple(reached), freed)
+                    index += 1
+                    if history is not None:
+                        history.add(step, changes)
                     inside.leave()  # the caller runs between steps, in its own modes
                     try:
-                        yield Step(index, n, g, tuple(contributions), accumulated)
+                        yield step
                     finally:
                         inside.enter()
         finally:
             inside.leave()
 
-    def _accumulate(self, n: Tensor, g: Any) -> None:
-        """Add ``g`` into ``n.grad``, keeping the grad tensor's identity as PyTorch does."""
+    def _accumulate(self, n: Tensor, g: Any, copy: bool) -> None:
+        """Add ``g`` into ``n.grad``, keeping the grad tensor's identity as PyTorch does.
+
+        With ``copy`` (steps are handed out) a fresh ``.grad`` never shares its
+        array with a step's adjoint: writing into ``x.grad`` must not change a record.
+        """
         if self.create_graph:
             n._grad = g if n._grad is None else n._grad + g
         elif n._grad is None:
             # Take the array if it is a fresh one of its own; copy views (broadcasts are read-only).
-            n._grad = _wrap(g) if g.flags.owndata and g.flags.writeable else \
+            n._grad = _wrap(g) if g.flags.owndata and g.flags.writeable and not copy else \
                 Tensor(g, dtype=g.dtype)
         else:
             n._grad.data = n._grad.data + g
+
+
+def _derivative(n: Tensor, i: int, x: Tensor, saved: tuple) -> Any:
+    """d(n)/d(x) as one number when both are single numbers, from the op's JVP rule."""
+    if n.data.size != 1 or x.data.size != 1:
+        return None
+    rule = n.op.jvp(i)
+    if rule is None:
+        return None
+    try:
+        d = rule(np.ones_like(x.data), *saved, **n.params)
+    except Exception:  # a user's rule that cannot take this tangent: show none, not a wrong one
+        return None
+    d = np.asarray(d)
+    return d.reshape(()) if d.size == 1 else None
+
+
+class History:
+    """The adjoints of a recorded walk as of any step, without running it again.
+
+    Built from what each step changed (adjoints are never updated in place,
+    so the recorded arrays stay as they were).
+    """
+
+    def __init__(self, seeds: Sequence[tuple[Tensor, Any]]) -> None:
+        self.start: dict[int, Any] = {}
+        for out, g in seeds:
+            prev = self.start.get(id(out))
+            self.start[id(out)] = g if prev is None else prev + g
+        self.steps: list[Step] = []
+        self._changes: list[list[tuple[int, Any]]] = []
+
+    def add(self, step: Step, changes: list[tuple[int, Any]]) -> None:
+        self.steps.append(step)
+        self._changes.append(changes)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def adjoints_at(self, k: int) -> dict[int, Any]:
+        """Adjoints by node id after step ``k`` (-1: before the first step, the seeds)."""
+        out = dict(self.start)
+        for changes in self._changes[:k + 1]:
+            out.update(changes)
+        return out
+
+    def visited_at(self, k: int) -> list[Tensor]:
+        """The nodes visited by steps 0..k, in order."""
+        return [s.node for s in self.steps[:k + 1]]
+
+    def pending_at(self, k: int) -> dict[int, Any]:
+        """The frontier after step ``k``: node id -> partial adjoint, not yet visited."""
+        done = {id(s.node) for s in self.steps[:k + 1]}
+        return {key: a for key, a in self.adjoints_at(k).items() if key not in done}
 
 
 def _wrap(a: np.ndarray) -> Tensor:

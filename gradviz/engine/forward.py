@@ -8,38 +8,51 @@ sweep per input direction, while reverse mode gets every input's gradient in one
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-from gradviz.engine.tape import ancestors
-from gradviz.engine.backward import PassMode
+from gradviz.engine.backward import Edge, PassMode
+from gradviz.engine.shapes import fit_shape
+from gradviz.engine.tape import ancestors, prune_reason
 from gradviz.engine.tensor import Tensor, as_tensor, promote
 from gradviz.errors import AutogradError, ShapeError
-from gradviz.ops import fit_shape
 
 
-@dataclass(frozen=True)
-class ForwardStep:
-    """One node of a forward sweep.
+class ForwardStep(NamedTuple):
+    """One node of a forward sweep: the reverse :class:`Step`'s counterpart.
 
     Attributes:
-        index: position in the sweep.
+        index: the step's number in the sweep, 0, 1, 2, ... with no gaps.
         node: the node reached.
-        tangent: d(node)/d(direction), the sum of the contributions.
-        contributions: ``(input, value)`` per input; None where no tangent flows.
+        tangent: d(node)/d(direction), the sum of what its edges carried.
+        edges: one :class:`Edge` per input (``local``: the JVP rule's result,
+            ``value``: fitted to the node's shape; None where no tangent flows).
+        seeded: the node is a seeded input (its tangent is the direction itself).
     """
 
     index: int
     node: Tensor
     tangent: Any
-    contributions: tuple
+    edges: tuple
+    seeded: bool = False
+
+    @property
+    def contributions(self) -> tuple:
+        """``(input, value)`` per input: the tangent it sent, or None."""
+        return tuple((e.input, e.value) for e in self.edges)
+
+
+NOT_DOWNSTREAM = "does not depend on the inputs whose tangents are pushed"
 
 
 class ForwardSweep:
-    """Push ``tangents`` (``{input: tangent}``) forward through the nodes that make ``outputs``."""
+    """Push ``tangents`` (``{input: tangent}``) forward through the nodes that make ``outputs``.
+
+    Each iteration is a sweep of its own with its own tangents; ``tangent_of``
+    reports the latest.
+    """
 
     def __init__(self, outputs: Tensor | Sequence[Tensor], tangents: Mapping[Tensor, Any]) -> None:
         outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
@@ -54,16 +67,23 @@ class ForwardSweep:
         nodes = sorted(ancestors(outs), key=attrgetter("seq"))
         live = set(self.seeds)
         self.order: list[Tensor] = []
+        self._skipped: dict[Tensor, str] = {}
         for n in nodes:  # keep the nodes that depend on a seeded input
             if id(n) in live or (not n.is_leaf and n.op.differentiable
                                  and any(id(x) in live for x in n.inputs)):
                 live.add(id(n))
                 self.order.append(n)
+            else:
+                self._skipped[n] = prune_reason(n) or NOT_DOWNSTREAM
         self.tangents: dict[int, Any] = {}
 
     def tangent_of(self, node: Tensor) -> Any:
-        """The node's tangent so far (None: not reached, i.e. zero)."""
+        """The node's tangent so far in the latest sweep (None: not reached, i.e. zero)."""
         return self.tangents.get(id(node))
+
+    def pruned(self) -> dict[Tensor, str]:
+        """The nodes below the outputs that no tangent reaches, with the reason."""
+        return dict(self._skipped)
 
     def __iter__(self) -> Iterator[ForwardStep]:
         return self._sweep(emit=True)
@@ -75,7 +95,8 @@ class ForwardSweep:
         return self
 
     def _sweep(self, emit: bool) -> Iterator[ForwardStep]:
-        tangents = self.tangents
+        tangents: dict[int, Any] = {}  # this sweep's own: two iterators do not mix
+        self.tangents = tangents
         inside = PassMode(grad_enabled=False)
         inside.enter()
         try:
@@ -83,9 +104,9 @@ class ForwardSweep:
                 seeded = self.seeds.get(id(n))
                 if seeded is not None:
                     tangents[id(n)] = seeded[1]
-                    step = ForwardStep(index, n, seeded[1], ())
+                    step = ForwardStep(index, n, seeded[1], (), True)
                 else:
-                    step = self._advance(index, n)
+                    step = self._advance(index, n, tangents)
                 if emit:
                     inside.leave()  # the caller runs between steps, in its own modes
                     try:
@@ -95,29 +116,32 @@ class ForwardSweep:
         finally:
             inside.leave()
 
-    def _advance(self, index: int, n: Tensor) -> ForwardStep:
+    @staticmethod
+    def _advance(index: int, n: Tensor, tangents: dict[int, Any]) -> ForwardStep:
         """Push the tangents of ``n``'s inputs through its op's JVP rules."""
-        tangents = self.tangents
         op = n.op
         # The arrays the forward pass computed with (integers promoted as record() does).
         saved = op.pick_saved(promote([x.data for x in n.inputs]), n.data)
         total = None
-        contributions = []
+        edges = []
         for i, x in enumerate(n.inputs):
             t = tangents.get(id(x))
             rule = op.jvp(i) if t is not None else None
             if rule is None:
-                contributions.append((x, None))
+                why = None if t is not None else (prune_reason(x) or NOT_DOWNSTREAM)
+                if t is not None:
+                    why = f"{op.name}() has no forward-mode (JVP) rule"
+                edges.append(Edge(i, x, None, None, why))
                 continue
-            c = rule(t, *saved, **n.params)
+            local = c = rule(t, *saved, **n.params)
             if c.shape != n.data.shape:
                 c = fit_shape(c, n.data.shape)
-            contributions.append((x, c))
+            edges.append(Edge(i, x, local, c, None))
             total = c if total is None else total + c
         if total is None:
             raise AutogradError(f"op {op.name!r} has no forward-mode (JVP) rule")
         tangents[id(n)] = total
-        return ForwardStep(index, n, total, tuple(contributions))
+        return ForwardStep(index, n, total, tuple(edges))
 
 
 def jvp(func: Callable[..., Tensor], primals: Sequence[Any], tangents: Sequence[Any]

@@ -22,6 +22,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gradviz.engine.tensor import Tensor, record
 from gradviz.errors import AutogradError, GradvizTypeError, GradvizValueError
 
 # Tokens an op lists in ``saves``: which values its derivative rules need.
@@ -113,8 +114,8 @@ class Op:
     def __call__(self, *args: Any, **params: Any) -> Any:
         """Apply the op: recorded on the tape if any argument is a Tensor, else plain numpy."""
         for a in args:
-            if isinstance(a, _Tensor):
-                return _record(self, args, params or _NO_PARAMS)
+            if isinstance(a, Tensor):
+                return record(self, args, params or _NO_PARAMS)
         return self.forward(*args, **params)
 
     # -- what the engine asks of an op --------------------------------------
@@ -220,7 +221,3 @@ def _checked(name: str, kind: str, i: int | None, rule: Rule, variadic: bool = F
 
 
 _NO_PARAMS: dict = {}  # shared by every node without parameters; never mutated
-
-# Bound late by gradviz.engine.tensor (which imports this module) to avoid a cycle.
-_Tensor: type = type(None)
-_record: Callable[[Op, tuple, dict], Any]

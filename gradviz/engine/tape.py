@@ -112,9 +112,7 @@ class Tape:
                     and not key.startswith("_"):
                 value.label = key
 
-    def _repr_svg_(self) -> str:
-        from gradviz.render import render_svg
-        return render_svg(self)
+    # ``_repr_svg_`` (notebook display) is attached by gradviz.render: the engine draws nothing.
 
     def __repr__(self) -> str:
         return f"<Tape of {len(self.nodes)} nodes>"

@@ -1,8 +1,8 @@
 """The Tensor: a numpy array that remembers how it was made.
 
 A tensor produced by an operation *is* a node of the tape: it holds the op,
-its input tensors, the op's parameters, what the op saved for backward, and
-(after a backward pass) its adjoint.  :mod:`gradviz.engine.tape` numbers these
+its input tensors, the op's parameters and what the op saved for backward.
+Adjoints are not stored on tensors: each backward pass keeps its own.  :mod:`gradviz.engine.tape` numbers these
 nodes ``v0, v1, ...`` in execution order; :mod:`gradviz.engine.backward` walks
 them in reverse.  Semantics follow PyTorch wherever a learner would notice.
 """
@@ -10,13 +10,14 @@ them in reverse.  Semantics follow PyTorch wherever a learner would notice.
 from __future__ import annotations
 
 import itertools
+import operator
+import threading
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from gradviz.engine import op as _opmod
 from gradviz.errors import AutogradError, GradvizTypeError, GradvizValueError, ShapeError
 
 float32 = np.dtype(np.float32)
@@ -31,8 +32,14 @@ _DTYPE_NAMES = {float32: "float32", float64: "float64", float16: "float16",
 _seq = itertools.count()  # creation order: a node's inputs always have smaller seq
 
 
-class _GradMode:
+class _GradModeState(threading.local):
+    """Grad mode, per thread as in PyTorch: a pass or a ``no_grad()`` in one thread
+    never switches recording off in another."""
+
     enabled = True
+
+
+_GradMode = _GradModeState()
 
 
 class no_grad:
@@ -124,13 +131,12 @@ class Tensor:
         params: the op's non-tensor arguments (``axis``, ``shape``, ...).
         saved: what ``op`` saved for backward; None once a backward pass freed it.
         seq: creation counter; inputs always have a smaller ``seq``.
-        adjoint: d(output)/d(this) from the most recent backward pass, or None.
         label: a user-facing name (``x``, ``loss``), set by ``name()`` or the CLI.
         made_without_grad: it was made under ``no_grad()`` from inputs that required grad.
     """
 
     __slots__ = ("data", "op", "inputs", "params", "saved", "seq", "requires_grad",
-                 "is_leaf", "_grad", "adjoint", "label", "retains_grad", "_mark",
+                 "is_leaf", "_grad", "label", "retains_grad", "_mark",
                  "made_without_grad", "_inplace", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
@@ -147,7 +153,6 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.is_leaf = True
         self._grad = None
-        self.adjoint = None
         self._mark = 0
         self.label = None
         self.retains_grad = False
@@ -200,10 +205,6 @@ class Tensor:
         from gradviz.engine.backward import backward
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph,
                  inputs=inputs)
-
-    def detach(self) -> "Tensor":
-        """A new tensor with the same value, cut from the graph (gradients stop here)."""
-        return _ops().detach(self)
 
     def name(self, label: str) -> "Tensor":
         """Give this node a name for diagrams; returns self (``x = gv.arange(4.).name("x")``)."""
@@ -318,35 +319,22 @@ class Tensor:
         return self
 
     def __iadd__(self, other: Any) -> Any:
-        return self._augmented(other, _ops().add, "add_")
+        return self._augmented(other, operator.add, "add_")
 
     def __isub__(self, other: Any) -> Any:
-        return self._augmented(other, _ops().sub, "sub_")
+        return self._augmented(other, operator.sub, "sub_")
 
     def __imul__(self, other: Any) -> Any:
-        return self._augmented(other, _ops().mul, "mul_")
+        return self._augmented(other, operator.mul, "mul_")
 
     def __itruediv__(self, other: Any) -> Any:
-        return self._augmented(other, _ops().div, "div_")
+        return self._augmented(other, operator.truediv, "div_")
 
     def float(self) -> "Tensor":
         return self.to(float32)
 
     def double(self) -> "Tensor":
         return self.to(float64)
-
-    def to(self, dtype: Any) -> "Tensor":
-        """A copy converted to ``dtype``; to an integer type it is a constant, as in PyTorch."""
-        target = np.dtype(dtype)
-        if target.kind not in "fc":
-            return Tensor(self.data.astype(target), dtype=target)
-        return _ops().cast(self, dtype=target, src=self.dtype)
-
-    def clone(self) -> "Tensor":
-        return _ops().identity(self)
-
-    def __copy__(self) -> "Tensor":
-        return self.clone()
 
     def __deepcopy__(self, memo: dict) -> "Tensor":
         """A copy of a leaf (its value, requires_grad, grad and name), as PyTorch allows.
@@ -373,12 +361,8 @@ class Tensor:
 
     # -- operators ------------------------------------------------------------
 
-    # Operators (+, *, <, ...) are bound to their ops at the end of gradviz.ops.
-
-    @property
-    def T(self) -> "Tensor":
-        return _ops().transpose(self, axes=None)
-
+    # Operators (+, *, <, ...), .T, .to(), .detach(), .clone() are bound to their ops
+    # at the end of gradviz.ops: the engine knows no particular op.
     # Tensor methods that mirror module functions (x.sum(), x.sin(), ...) are
     # attached by gradviz.ops, next to the ops' definitions.
 
@@ -542,7 +526,6 @@ def _constant_like(value: Any, ref: np.ndarray) -> "Tensor":
     t.requires_grad = False
     t.is_leaf = True
     t._grad = None
-    t.adjoint = None
     t._mark = 0
     t.label = None
     t.retains_grad = False
@@ -550,7 +533,7 @@ def _constant_like(value: Any, ref: np.ndarray) -> "Tensor":
     return t
 
 
-def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
+def record(op: Any, args: tuple, params: dict) -> Tensor:
     """Run ``op`` on tensors and append the result to the tape as a new node.
 
     This runs once per operation, so it is written for speed: one- and
@@ -606,7 +589,6 @@ def record(op: "_opmod.Op", args: tuple, params: dict) -> Tensor:
     t.is_leaf = not requires
     t.saved = op.pick_saved(arrays, out) if requires else None
     t._grad = None
-    t.adjoint = None
     t._mark = 0
     t.label = None
     t.retains_grad = False
@@ -650,15 +632,6 @@ def promote(arrays: Sequence[np.ndarray]) -> tuple:
         return tuple(arrays)
     target = np.result_type(*floats)
     return tuple(a.astype(target) if a.dtype.kind in "iu" else a for a in arrays)
-
-
-def _ops():
-    from gradviz import ops
-    return ops
-
-
-_opmod._Tensor = Tensor
-_opmod._record = record
 
 
 # -- creation -------------------------------------------------------------------

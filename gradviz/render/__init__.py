@@ -25,10 +25,11 @@ from gradviz.errors import GradvizTypeError, GradvizValueError
 from gradviz.render.backends import FORMATS, render_dot
 from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip, to_digraph
 from gradviz.render.files import write_atomic
-from gradviz.render.model import GraphView, build_view
+from gradviz.render.model import GraphView, PassState, build_view
 from gradviz.render.values import has_nonfinite
 
-__all__ = ["Drawing", "draw", "render", "render_svg", "write_atomic", "format_from_path"]
+__all__ = ["Drawing", "Prepared", "draw", "prepare", "finish", "render", "render_svg",
+           "write_atomic", "format_from_path"]
 
 
 @dataclass
@@ -42,6 +43,14 @@ class Drawing:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     tooltips: dict[str, str] = field(default_factory=dict)
+    prepared: Prepared | None = None
+    _adjoints: dict | None = field(default=None, repr=False)
+
+    def adjoint_of(self, node: Tensor) -> Any:
+        """``node``'s adjoint in this drawing's own pass (None: not reached, or no pass)."""
+        if self._adjoints is None:
+            self._adjoints = {id(s.node): s.adjoint for s in self.steps or ()}
+        return self._adjoints.get(id(node))
 
     @property
     def source(self) -> str:
@@ -63,14 +72,78 @@ class Drawing:
         return self.pipe("svg").decode("utf-8")
 
 
-def _freed(tape: Tape) -> bool:
-    return any(saved_freed(n) for n in tape.nodes if n.requires_grad)
+@dataclass
+class Prepared:
+    """A graph and the one backward pass run for drawing it: the first stage of :func:`draw`.
+
+    The stepper and frame export reuse it: :meth:`view` draws the state as of any step.
+    """
+
+    tape: Tape
+    output: Tensor
+    steps: list[Step] | None
+    pruned: dict[Tensor, str]
+    history: Any = None
+    notes: list[str] = field(default_factory=list)
+    unavailable: str | None = None
+
+    def state(self, k: int | None = None) -> PassState | None:
+        """The pass as of step ``k`` (None: finished); None if no pass was run."""
+        if self.steps is None:
+            if self.unavailable is None:
+                return None
+            return PassState(unavailable=self.unavailable)
+        partial = self.history.adjoints_at(k) if self.history is not None and k is not None \
+            else None
+        return PassState.after(self.steps, self.pruned, k, partial)
+
+    def view(self, k: int | None = None, *, roll: bool = False, max_nodes: int = 400,
+             adjoints: bool = True) -> GraphView:
+        return build_view(self.tape, self.state(k), roll=roll, max_nodes=max_nodes,
+                          adjoints=adjoints)
+
+
+UNAVAILABLE = ("unavailable: backward() freed the saved values; draw before it, or call "
+               "backward(retain_graph=True)")
+
+
+def prepare(output: Tensor, *, wrt: Sequence[Tensor] | None = None, backprop: bool = True,
+            retain_graph: bool = True, record: bool = False, kept: Any = None) -> Prepared:
+    """Run one backward pass from ``output`` (touching no ``.grad``) and keep its steps.
+
+    A non-scalar output is seeded with ones, as ``output.sum().backward()``.
+    ``kept`` holds saved values set aside while a script ran (see
+    :func:`gradviz.engine.backward.keep_saved`), for graphs the script's own
+    ``backward()`` freed.  When the pass cannot be run, the drawing says why
+    rather than show another pass's numbers.
+    """
+    if not isinstance(output, Tensor):
+        raise GradvizValueError(f"render expects a Tensor, got {type(output).__name__}")
+    tape = Tape(output)
+    notes: list[str] = []
+    if not output.requires_grad or not backprop:
+        if backprop:
+            notes.append(f"{tape.name(output)} does not require grad: there is nothing to "
+                         "differentiate")
+        return Prepared(tape, output, None, {}, notes=notes)
+    if any(saved_freed(n) and id(n) not in (kept or {}) for n in tape.nodes if n.requires_grad):
+        notes.append("adjoints " + UNAVAILABLE)
+        return Prepared(tape, output, None, {}, notes=notes, unavailable=UNAVAILABLE)
+    seed = None
+    if output.data.size != 1:
+        seed = np.ones_like(output.data)
+        notes.append(f"seed: ones, as {tape.name(output)}.sum().backward()")
+    bp = BackwardPass(output, seed, inputs=list(wrt) if wrt else None,
+                      retain_graph=retain_graph, accumulate=False, record=record, kept=kept)
+    steps = list(bp)
+    return Prepared(tape, output, steps, bp.pruned(), bp.history, notes)
 
 
 def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
          legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
-         max_elems: int = 6, title: str | None = None, backprop: bool = True) -> Drawing:
+         max_elems: int = 6, title: str | None = None, backprop: bool = True,
+         kept: Any = None) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -84,52 +157,41 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         theme: ``"light"``, ``"dark"`` or ``"print"`` (grey-scale).
         roll: roll repeated runs of an op (a loop's ``b = b * 2``) into one box.
         max_nodes: beyond this many boxes the graph is rolled, then trimmed.
-        backprop: run a backward pass to show adjoints (default); otherwise
-            show the adjoints of the most recent ``backward()``.
+        backprop: run a backward pass to show adjoints (default).  Every adjoint
+            and contribution drawn comes from that one pass, from ``output``.
+        kept: saved values a script's own ``backward()`` freed, kept aside.
     """
     _check_choice("show", show, SHOW)
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
     _check_choice("rankdir", rankdir.upper(), RANKDIRS)
     _check_choice("theme", theme, tuple(THEMES))
-    if not isinstance(output, Tensor):
-        raise GradvizValueError(f"render expects a Tensor, got {type(output).__name__}")
     _check_int("max_nodes", max_nodes, 2, MAX_NODES, "the output and one more box")
     _check_int("precision", precision, 1, 17, "significant digits")
     _check_int("max_elems", max_elems, 2, MAX_ELEMS, "elements per row")
     if title is not None and not isinstance(title, str):
         raise GradvizTypeError(f"title must be a string, not {type(title).__name__}")
-    tape = Tape(output)
-    notes: list[str] = []
-    steps: list[Step] | None = None
-    pruned: dict[Tensor, str] = {}
-    if show == "all" and output.requires_grad and backprop and not _freed(tape):
-        seed = None
-        if output.data.size != 1:
-            seed = np.ones_like(output.data)
-            notes.append(f"seed: ones, as {tape.name(output)}.sum().backward()")
-        bp = BackwardPass(output, seed, inputs=list(wrt) if wrt else None, retain_graph=True,
-                          accumulate=False)
-        steps = list(bp)
-        pruned = bp.pruned()
-    elif show == "all" and output.requires_grad and backprop:
-        notes.append("adjoints from the last backward(); edge contributions need the graph "
-                     "kept: backward(retain_graph=True)")
-    elif show == "all" and not output.requires_grad:
-        notes.append(f"{tape.name(output)} does not require grad: there is nothing to differentiate")
-    view = build_view(tape, steps, pruned, roll=roll, max_nodes=max_nodes,
-                      adjoints=show == "all")
-    notes = notes + view.notes
+    prepared = prepare(output, wrt=wrt, backprop=backprop and show == "all", kept=kept)
+    if show != "all":
+        prepared.notes.clear()
+    style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
+                  legend=legend, precision=precision, max_elems=max_elems, title=title)
+    return finish(prepared, prepared.view(roll=roll, max_nodes=max_nodes,
+                                          adjoints=show == "all"), style)
+
+
+def finish(prepared: Prepared, view: GraphView, style: Style) -> Drawing:
+    """The last stage: a :class:`Drawing` of ``view`` (the Digraph, notes, warnings)."""
+    notes = prepared.notes + view.notes
     warnings = []
     bad = [v.name for v in view.nodes if has_nonfinite(v.value)
            or (v.adjoint is not None and has_nonfinite(np.asarray(v.adjoint)))]
     if bad:
         warnings.append("non-finite values (nan or inf) in " + ", ".join(bad[:8])
                         + (" ..." if len(bad) > 8 else ""))
-    style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
-                  legend=legend, precision=precision, max_elems=max_elems, title=title)
     tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
-    digraph = to_digraph(view, style, tape.name(output), notes, tooltips)
-    return Drawing(digraph, view, tape, steps, notes, warnings, tooltips)
+    digraph = to_digraph(view, style, prepared.tape.name(prepared.output), notes, tooltips)
+    return Drawing(digraph, view, prepared.tape, prepared.steps, notes, warnings, tooltips,
+                   prepared)
 
 
 def _titled(svg: bytes, tooltips: dict[str, str]) -> bytes:
@@ -209,3 +271,7 @@ def render_svg(tape_or_tensor: Tape | Tensor, **options: Any) -> str:
     """The SVG text of a tape's (or tensor's) diagram, for notebooks."""
     out = tape_or_tensor.outputs[0] if isinstance(tape_or_tensor, Tape) else tape_or_tensor
     return draw(out, **options).pipe("svg").decode("utf-8")
+
+
+# Notebooks show a Tape as its diagram; attached here so the engine draws nothing itself.
+Tape._repr_svg_ = render_svg

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from gradviz.engine.format import _INVISIBLE, visible
-from gradviz.render.model import (CONSTANT, ELIDED, LEAF, OP, OUTPUT, PRUNED, EdgeView,
-                                  GraphView, NodeView)
+from gradviz.render.model import (CONSTANT, CURRENT, DONE, ELIDED, LEAF, OP, OUTPUT, PENDING,
+                                  PRUNED, UNFLOWED, WAITING, EdgeView, GraphView, NodeView)
 from gradviz.render.values import format_array, format_shape, jacobian_shape
 
 SHOW = ("structure", "values", "all")
@@ -33,6 +33,7 @@ class Theme:
     flow: str        # colour of what flowed back (adjoints, edge contributions)
     muted: str
     styles: dict     # kind -> node attributes
+    states: dict     # step state (while a pass is under way) -> attributes laid over the kind's
 
 
 _BASE = {"shape": "record", "style": "filled,rounded", "penwidth": "1.2"}
@@ -48,6 +49,12 @@ THEMES = {
             PRUNED: {"fillcolor": "#f9fafb", "color": "#9ca3af", "fontcolor": "#9ca3af",
                      "style": "filled,rounded,dashed"},
             ELIDED: {"fillcolor": "white", "color": "#6b7280", "style": "rounded,dotted"},
+        },
+        states={
+            CURRENT: {"color": "#7c3aed", "penwidth": "4", "fillcolor": "#ede9fe"},
+            PENDING: {"color": "#c2410c", "penwidth": "2.5"},
+            DONE: {},
+            WAITING: {"color": "#9ca3af", "fontcolor": "#4b5563", "fillcolor": "#f9fafb"},
         }),
     "dark": Theme(
         background="#111827", font="#e5e7eb", edge="#9ca3af", flow="#fca5a5", muted="#6b7280",
@@ -59,6 +66,12 @@ THEMES = {
             PRUNED: {"fillcolor": "#1f2937", "color": "#6b7280", "fontcolor": "#6b7280",
                      "style": "filled,rounded,dashed"},
             ELIDED: {"fillcolor": "#111827", "color": "#9ca3af", "style": "rounded,dotted"},
+        },
+        states={
+            CURRENT: {"color": "#c4b5fd", "penwidth": "4", "fillcolor": "#2e1065"},
+            PENDING: {"color": "#fdba74", "penwidth": "2.5"},
+            DONE: {},
+            WAITING: {"color": "#6b7280", "fontcolor": "#d1d5db", "fillcolor": "#1f2937"},
         }),
     # Grey-scale, told apart by line weight and pattern: legible on paper and projectors.
     "print": Theme(
@@ -72,6 +85,12 @@ THEMES = {
             PRUNED: {"fillcolor": "white", "color": "#777777", "fontcolor": "#777777",
                      "style": "rounded,dashed"},
             ELIDED: {"fillcolor": "white", "color": "black", "style": "rounded,dotted"},
+        },
+        states={
+            CURRENT: {"color": "black", "penwidth": "5", "fillcolor": "#d0d0d0"},
+            PENDING: {"color": "black", "penwidth": "2.5", "peripheries": "2"},
+            DONE: {},
+            WAITING: {"color": "#777777", "fontcolor": "#555555", "fillcolor": "white"},
         }),
 }
 
@@ -81,6 +100,12 @@ LEGEND = {
     OP: "operation",
     OUTPUT: "output",
     PRUNED: "pruned: no gradient",
+}
+
+STATE_LEGEND = {
+    CURRENT: "current step",
+    PENDING: "pending: adjoint so far, not visited yet",
+    WAITING: "not reached yet",
 }
 
 
@@ -136,20 +161,23 @@ def clip(text: str, limit: int = TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def node_label(v: NodeView, output_name: str, style: Style) -> str:
+def node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None = None) -> str:
     """The record label of a node: title, shape, value, adjoint (by ``style.show``).
 
-    Arrays show fewer elements when the label would pass Graphviz's length limit.
+    ``adjoint`` replaces the adjoint field's text (frames lay out once with the
+    widest text any step shows, then fill in each step's).  Arrays show fewer
+    elements when the label would pass Graphviz's length limit.
     """
     elems = style.max_elems
-    label = _node_label(v, output_name, style, elems)
+    label = _node_label(v, output_name, style, adjoint, elems)
     while len(label) > LABEL_LIMIT and elems > 2:
         elems = max(2, elems // 2)
-        label = _node_label(v, output_name, style, elems)
+        label = _node_label(v, output_name, style, adjoint, elems)
     return label
 
 
-def _node_label(v: NodeView, output_name: str, style: Style, max_elems: int) -> str:
+def _node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None,
+                max_elems: int) -> str:
     output_name = clip(output_name, 100)
     if v.kind == ELIDED:
         return escape_record(f"… {v.formula} …\nraise --max-nodes, or --roll")
@@ -162,15 +190,26 @@ def _node_label(v: NodeView, output_name: str, style: Style, max_elems: int) -> 
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
                                                               max_elems), 7)))
     if style.show == "all":
-        head = f"∂{output_name}/∂{clip(v.name, 100)}"
-        if v.adjoint is None:
-            fields.append(_field(f"{head}  not computed"))
-        else:
-            fields.append(_field(f"{head}  " + _indent(
-                format_array(np.asarray(v.adjoint), style.precision, max_elems),
-                len(head) + 2)))
+        fields.append(_field(adjoint if adjoint is not None else
+                             adjoint_text(v, output_name, style, max_elems)))
     body = "|".join(fields)
     return "{" + body + "}" if style.rankdir in ("BT", "TB") else body
+
+
+def adjoint_text(v: NodeView, output_name: str, style: Style,
+                 max_elems: int | None = None) -> str:
+    """The adjoint line(s) of a box: the value, partial while pending, or why there is none."""
+    head = f"∂{clip(output_name, 100)}/∂{clip(v.name, 100)}"
+    if v.adjoint is None:
+        if v.state == WAITING:
+            return f"{head}  not reached yet"
+        if v.reason and v.reason.startswith("unavailable"):
+            return f"{head}  unavailable: graph freed"
+        return f"{head}  not computed"
+    if v.state == PENDING:
+        head += " so far"
+    return f"{head}  " + _indent(format_array(np.asarray(v.adjoint), style.precision,
+                                              max_elems or style.max_elems), len(head) + 2)
 
 
 def _indent(text: str, width: int) -> str:
@@ -237,8 +276,10 @@ def _attributes(attrs: dict[str, str]) -> str:
 
 
 def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str],
-               tooltips: dict[str, str] | None = None) -> Any:
-    """Build the ``graphviz.Digraph`` for ``view`` (``tooltips`` by box id, if already made)."""
+               tooltips: dict[str, str] | None = None,
+               adjoints: dict[str, str] | None = None) -> Any:
+    """Build the ``graphviz.Digraph`` for ``view`` (``tooltips`` by box id, if already made;
+    ``adjoints``: adjoint-field texts by box id, in place of the view's)."""
     import graphviz
 
     if tooltips is None:
@@ -270,7 +311,10 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         if v.kind == OUTPUT and v.reason:
             attrs.update(theme.styles[PRUNED])
             attrs["penwidth"] = "2.5"
-        attrs["label"] = node_label(v, output_name, style)
+        if v.state is not None:
+            attrs.update(theme.states[v.state])
+        attrs["label"] = node_label(v, output_name, style,
+                                    None if adjoints is None else adjoints.get(v.id))
         attrs["tooltip"] = escape_text(tooltips[v.id])
         attrs["id"] = v.id
         body.append(f'\t"{v.id}" [{_attributes(attrs)}]\n')
@@ -281,6 +325,9 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
             attrs["label"] = escape_text(f" {text}  ")  # padding: parallel edges (x * x) keep apart
         if e.pruned:
             attrs.update(style="dashed", color=theme.muted, fontcolor=theme.muted)
+        elif e.state == UNFLOWED:  # will carry its contribution at a later step
+            attrs.pop("label", None)
+            attrs.update(color=theme.muted)
         if e.cut:
             attrs.update(arrowhead="tee")
         tip = f"{e.src} → {e.dst} (input {e.slot})"
@@ -310,6 +357,14 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
             attrs.update(shape="box", fontname=style.font, fontsize="10", margin="0.08,0.03",
                          height="0.3")
             c.node(f"legend_{k}", escape_text(LEGEND[k]), id=f"legend_{k}", **attrs)
+        states = [s for s in STATE_LEGEND if any(v.state == s for v in view.nodes)]
+        for state in states:
+            attrs = dict(theme.styles[OP])
+            attrs.update(theme.states[state])
+            attrs.update(shape="box", fontname=style.font, fontsize="10", margin="0.08,0.03",
+                         height="0.3")
+            c.node(f"legend_{state}", escape_text(STATE_LEGEND[state]), id=f"legend_{state}",
+                   **attrs)
         notes = []
         if mode == "contribution":
             notes.append("edge label: what flowed back along the edge\n"
@@ -317,6 +372,8 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
                          "a node's adjoint is the sum of what flowed into it")
         elif mode == "jacobian":
             notes.append("edge label: shape of the local Jacobian ∂out/∂in")
+        if any(e.state == UNFLOWED for e in view.edges):
+            notes.append("grey edge: its contribution flows at a later step")
         if mode == "contribution" and any(e.count > 1 for e in view.edges):
             notes.append("Σn: summed over the n steps of a rolled box")
         notes.append("dashed: pruned, no gradient flows")

@@ -1,10 +1,10 @@
 """What a diagram shows, read off the tape and one backward pass.
 
-:func:`build_view` turns a :class:`~gradviz.engine.tape.Tape` plus the steps
-of a :class:`~gradviz.engine.backward.BackwardPass` into plain records (nodes
-with value, adjoint and status; edges with the contribution that flowed along
-them).  It computes no derivative: adjoints and contributions are the
-engine's, taken from the steps.  Rolling repeated runs of an op into one
+:func:`build_view` turns a :class:`~gradviz.engine.tape.Tape` plus the state
+of one :class:`~gradviz.engine.backward.BackwardPass` as of a step
+(:class:`PassState`) into plain records (nodes with value, adjoint and status;
+edges with the contribution that flowed along them).  It computes no
+derivative: adjoints and contributions are the engine's, taken from the steps.  Rolling repeated runs of an op into one
 node, and eliding what does not fit, also happen here, so every output
 format (DOT, SVG, JSON) shows the same thing.
 """
@@ -26,6 +26,65 @@ LEAF, CONSTANT, OP, OUTPUT, PRUNED = "leaf", "constant", "op", "output", "pruned
 ELIDED = "elided"      # the one box standing for nodes left out of a large graph
 ELIDED_ID = "elided"
 
+# Where a node stands in the backward pass as of a step (the stepper and its frames).
+DONE, CURRENT, PENDING, WAITING = "done", "current", "pending", "waiting"
+# Where an edge stands: it carried its contribution, or it will, or it never does.
+FLOWED, UNFLOWED = "flowed", "unflowed"
+NODE_STATES = (DONE, CURRENT, PENDING, WAITING)
+
+
+@dataclass
+class PassState:
+    """What one backward pass knows as of one of its steps; :func:`build_view` draws it.
+
+    Attributes:
+        adjoints: node id -> adjoint: complete for visited nodes, partial for pending ones.
+        done: ids of the visited nodes (including the current one).
+        current: the id of the node visited at this step (None: before the first
+            step, or the pass has finished).
+        flowed: (node id, input slot) -> the contribution that flowed along that edge.
+        carries: the (node id, input slot) of every edge the whole pass sends a
+            contribution along; the others are pruned.
+        pruned: the nodes no gradient reaches in this pass, with the reason.
+        finished: every step has run: nodes show no step state.
+        unavailable: why no pass could be run for this drawing (None: it was run).
+    """
+
+    adjoints: dict[int, Any] = field(default_factory=dict)
+    done: set[int] = field(default_factory=set)
+    current: int | None = None
+    flowed: dict[tuple[int, int], Any] = field(default_factory=dict)
+    carries: set[tuple[int, int]] = field(default_factory=set)
+    pruned: dict[Tensor, str] = field(default_factory=dict)
+    finished: bool = True
+    unavailable: str | None = None
+
+    @classmethod
+    def after(cls, steps: Sequence[Step], pruned: dict[Tensor, str], k: int | None = None,
+              adjoints: dict[int, Any] | None = None) -> "PassState":
+        """The state after step ``k`` of ``steps`` (None: after the last one).
+
+        ``adjoints`` (the pass's history as of step k) adds the partial adjoints
+        of pending nodes; without it only visited nodes show one.
+        """
+        last = len(steps) - 1 if k is None else k
+        state = cls(pruned=pruned, finished=k is None)
+        for i, step in enumerate(steps):
+            for e in step.edges:
+                if e.value is not None:
+                    state.carries.add((id(step.node), e.slot))
+                    if i <= last:
+                        state.flowed[(id(step.node), e.slot)] = e.value
+            if i <= last:
+                state.done.add(id(step.node))
+                state.adjoints[id(step.node)] = step.adjoint
+        if adjoints is not None:
+            for key, a in adjoints.items():
+                state.adjoints.setdefault(key, a)
+        if not state.finished and 0 <= last < len(steps):
+            state.current = id(steps[last].node)
+        return state
+
 
 @dataclass
 class NodeView:
@@ -45,6 +104,7 @@ class NodeView:
     reason: str | None
     nodes: list[Tensor]
     repeat: int = 1
+    state: str | None = None   # DONE, CURRENT, PENDING (adjoint partial), WAITING; None: finished
 
 
 @dataclass
@@ -60,6 +120,7 @@ class EdgeView:
     input_shape: tuple
     output_shape: tuple
     count: int = 1           # >1: several edges into a rolled box, contributions summed
+    state: str | None = None  # FLOWED or UNFLOWED while a pass is under way; None: finished
 
 
 @dataclass
@@ -94,23 +155,19 @@ def _const_text(t: Tensor) -> str:
     return format_array(t.data, 4) if t.data.ndim == 0 else "const"
 
 
-def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, str] | None = None,
-               *, roll: bool = False, max_nodes: int = 400, adjoints: bool = True) -> GraphView:
-    """Describe ``tape`` for drawing, with adjoints and contributions from ``steps``.
+def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
+               max_nodes: int = 400, adjoints: bool = True) -> GraphView:
+    """Describe ``tape`` for drawing, with adjoints and contributions from one pass's ``state``.
 
-    With ``steps`` None, each node's ``adjoint`` from the most recent backward
-    pass is shown and edges carry no contribution.  With ``adjoints`` False
-    (structure and values views) only structural pruning is shown.
+    ``state`` None: no pass (structure and values views, or an output that
+    requires no grad); only structural pruning is shown.  With ``adjoints``
+    False (structure and values views) no adjoint is shown.
     """
-    pruned = pruned or {}
+    pruned = state.pruned if state is not None else {}
     outputs = {id(o) for o in tape.outputs}
-    contributions: dict[tuple[int, int], Any] = {}
-    reached: dict[int, Any] = {}  # node id -> its adjoint in the steps' pass
-    if steps is not None:
-        for step in steps:
-            reached[id(step.node)] = step.adjoint
-            for slot, (x, c) in enumerate(step.contributions):
-                contributions[(id(step.node), slot)] = c
+    contributions = state.flowed if state is not None else {}
+    reached = state.adjoints if state is not None else {}
+    stepping = state is not None and not state.finished
     # Scalar constants (the 2 in a * 2) read better inside the formula than as boxes.
     folded = {id(n) for n in tape.nodes
               if n.op is None and not n.requires_grad and n.data.ndim == 0 and n.label is None
@@ -147,18 +204,22 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
         gid = tape.id(group[0]) if len(group) == 1 else f"{tape.id(group[0])}-{tape.id(last)}"
         for n in group:
             member[id(n)] = gid
-        kind, reason = _kind(last, outputs, pruned, reached, steps is not None, adjoints)
+        kind, reason = _kind(last, outputs, state, adjoints)
         formula = _formula(group[0], names) if len(group) == 1 else \
             _run_formula(group, periods.get(id(group[0]), 1), names)
         grad_fn = "" if last.op is None else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
         adjoint = None
+        node_state = None
         if reason is None and adjoints:
-            adjoint = reached.get(id(last)) if steps is not None else last.adjoint
+            # A rolled box shows its last node's adjoint: the one the chain's output sees.
+            adjoint = reached.get(id(last))
+            if stepping:
+                node_state = _node_state(group, state)
         nodes.append(NodeView(gid, tape.name(last),
                               kind, formula, grad_fn, last.data, adjoint, reason, group,
-                              len(group)))
+                              len(group), node_state))
 
     edges: list[EdgeView] = []
     merged: dict[tuple[str, str], EdgeView] = {}  # edges into rolled boxes, one per pair
@@ -171,12 +232,14 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                 src = member[id(x)]
                 c = contributions.get((id(n), slot))
                 cut = n.op is not None and not n.op.differentiable
-                # Without steps (graph already freed) a missing contribution is not pruning.
                 no_flow = cut or prune_reason(x) is not None or (
-                    steps is not None and c is None and ELIDED_ID not in (src, view.id))
+                    state is not None and state.unavailable is None
+                    and (id(n), slot) not in state.carries and ELIDED_ID not in (src, view.id))
                 edge = EdgeView(src, view.id, slot, c, pruned=no_flow, cut=cut,
                                 input_shape=tuple(x.data.shape),
-                                output_shape=tuple(n.data.shape))
+                                output_shape=tuple(n.data.shape),
+                                state=None if not stepping or no_flow else
+                                FLOWED if c is not None else UNFLOWED)
                 if len(view.nodes) == 1 and src != ELIDED_ID:
                     edges.append(edge)
                     continue
@@ -190,6 +253,8 @@ def build_view(tape: Tape, steps: Sequence[Step] | None, pruned: dict[Tensor, st
                     same.count += 1
                     same.contribution = None if same.contribution is None or c is None \
                         else same.contribution + c
+                    if same.state is not None and c is None:
+                        same.state = UNFLOWED
     for edge in merged.values():
         if ELIDED_ID in (edge.src, edge.dst):
             edge.contribution = None  # stands for edges the diagram does not show
@@ -210,20 +275,30 @@ def _trim(groups: list[list[Tensor]], max_nodes: int) -> tuple[list[list[Tensor]
     return [g for g in groups if id(g[0]) in keep], elided
 
 
-def _kind(n: Tensor, outputs: set[int], pruned: dict[Tensor, str], reached: dict[int, Any],
-          have_steps: bool, adjoints: bool) -> tuple[str, str | None]:
-    reason = pruned.get(n)
+def _kind(n: Tensor, outputs: set[int], state: PassState | None, adjoints: bool
+          ) -> tuple[str, str | None]:
+    reason = state.pruned.get(n) if state is not None else None
     if reason is None and not n.requires_grad:
         reason = prune_reason(n)
-    if reason is None and adjoints and have_steps and id(n) not in reached:
-        reason = "not reached by this backward pass"
-    if reason is None and adjoints and not have_steps and n.adjoint is None:
-        reason = "no adjoint: not reached by the last backward pass"
+    if reason is None and adjoints and state is not None and state.unavailable:
+        reason = state.unavailable
     if id(n) in outputs:
         return OUTPUT, reason
     if reason is not None:
         return (CONSTANT if n.op is None and not n.requires_grad else PRUNED), reason
     return (LEAF if n.is_leaf else OP), None
+
+
+def _node_state(group: list[Tensor], state: PassState) -> str:
+    """Where a box stands in a pass under way (a rolled box: its most advanced member)."""
+    ids = [id(n) for n in group]
+    if state.current in ids:
+        return CURRENT
+    if all(i in state.done for i in ids):
+        return DONE
+    if any(i in state.adjoints for i in ids):
+        return PENDING
+    return WAITING
 
 
 def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[int, int]]:
@@ -321,3 +396,44 @@ def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
         groups.append((chain[i:i + size], best_p if best_r >= 2 else 1))
         i += size
     return groups
+
+
+def restate(view: GraphView, state: PassState) -> GraphView | None:
+    """``view`` as of another moment of the same pass: new states and adjoints, same boxes.
+
+    What :func:`build_view` would give for ``state``, without building the boxes
+    again (frames redraw one graph a hundred times).  None when the view has
+    rolled or elided boxes, whose states combine several nodes: build it anew then.
+    """
+    if any(v.repeat != 1 or v.kind == ELIDED for v in view.nodes) or \
+            any(e.count != 1 for e in view.edges):
+        return None
+    stepping = not state.finished
+    nodes = []
+    for v in view.nodes:
+        if v.reason is not None or v.adjoint is None and v.state is None and \
+                id(v.nodes[-1]) not in state.adjoints and not stepping:
+            nodes.append(v)
+            continue
+        node = v.nodes[-1]
+        nodes.append(_with(v, adjoint=state.adjoints.get(id(node)),
+                           state=_node_state(v.nodes, state) if stepping else None))
+    boxes = {v.id: v.nodes[-1] for v in view.nodes}
+    edges = []
+    for e in view.edges:
+        if e.pruned:
+            edges.append(e)
+            continue
+        c = state.flowed.get((id(boxes[e.dst]), e.slot))
+        edges.append(_with(e, contribution=c,
+                           state=None if not stepping else FLOWED if c is not None
+                           else UNFLOWED))
+    return GraphView(nodes, edges, view.notes)
+
+
+def _with(record: Any, **changes: Any) -> Any:
+    """A copy of a view record with some fields changed (dataclasses.replace, without its
+    per-call field checks, which cost more than the rest of a frame)."""
+    new = object.__new__(type(record))
+    new.__dict__.update(record.__dict__, **changes)
+    return new
