@@ -549,7 +549,8 @@ def record(op: Any, args: tuple, params: dict) -> Tensor:
         arrays = (a.data, b.data)
         if arrays[0].dtype is not arrays[1].dtype:
             arrays = promote(arrays)
-        if arrays[0].size * arrays[1].size > MAX_ELEMENTS:  # a bound on what op can make
+        if arrays[0].size * arrays[1].size > MAX_ELEMENTS \
+                and arrays[0].shape != arrays[1].shape:  # a bound on what op can make
             check_output_size(op, arrays)
         wants = a.requires_grad or b.requires_grad
     elif len(args) == 1 and isinstance(args[0], Tensor):
