@@ -81,11 +81,19 @@ class _Group(click.Group):
             except (AttributeError, ValueError, OSError):  # not a text file (a test runner's)
                 pass
         try:  # SIGTERM as an exception: cleanups run (no temporary file is left behind)
-            signal.signal(signal.SIGTERM, _on_sigterm)
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
         except (ValueError, OSError):  # not the main thread
-            pass
+            previous = None
         try:
-            status = super().main(args, prog_name, standalone_mode=False, **extra)
+            status = self._main(args, prog_name, **extra)
+        finally:
+            if previous is not None:  # called in-process (a test runner): give it back
+                signal.signal(signal.SIGTERM, previous)
+        sys.exit(status if isinstance(status, int) else 0)
+
+    def _main(self, args: Any, prog_name: str | None, **extra: Any) -> Any:
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:  # `gradviz render` alone: its help
             click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
             sys.exit(2)
@@ -100,7 +108,6 @@ class _Group(click.Group):
         except click.Abort:  # Ctrl-C or end of input at a prompt
             click.echo("error: interrupted", err=True)
             sys.exit(130)
-        sys.exit(status if isinstance(status, int) else 0)
 
 
 class _Terminated(KeyboardInterrupt):

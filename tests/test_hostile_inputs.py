@@ -397,7 +397,8 @@ def test_a_signal_stops_a_long_layout_promptly_and_leaves_no_file(tmp_path, sig,
     sent = time.monotonic()
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - sent < 3, "the signal was not acted on promptly"
+    # Well before the layout's end (over 10 s more), allowing for a loaded machine.
+    assert time.monotonic() - sent < 8, "the signal was not acted on promptly"
     assert proc.returncode in (status, 130), err
     assert err.decode().strip().splitlines()[-1] in (line, "error: interrupted")
     assert "Traceback" not in err.decode()
