@@ -15,6 +15,7 @@ from __future__ import annotations
 from gradviz.engine.backward import (
     BackwardPass, Edge, Freed, History, Step, backward, grad, keep_saved,
 )
+from gradviz.engine.calls import Call, group_calls
 from gradviz.engine.check import CheckResult, check
 from gradviz.engine.forward import ForwardStep, ForwardSweep, jvp
 from gradviz.engine.op import Op, defop

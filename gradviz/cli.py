@@ -18,7 +18,9 @@ from typing import Any, Iterable, Iterator, Sequence
 import click
 
 from gradviz.errors import GradvizError, RenderError, ScriptError
-from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
+from gradviz.frontends.load import split_names
+from gradviz.frontends.program import FUNCTIONS
+from gradviz.functions import EXPRESSION_METHODS
 
 
 def _name_block(heading: str, names: Iterable[str]) -> str:
@@ -34,7 +36,8 @@ def _name_block(heading: str, names: Iterable[str]) -> str:
 
 # Generated from the whitelist itself, so the help can never drift from what parses.
 _ALLOWED_NAMES = "\n".join([
-    _name_block("Functions a formula may call:", EXPRESSION_FUNCTIONS),
+    _name_block("Functions a formula may call (also as torch.NAME, pasted from PyTorch code):",
+                FUNCTIONS),
     _name_block("Methods, as in x.sum(axis=0), and the attribute x.T:",
                 (f".{m}()" for m in EXPRESSION_METHODS)),
 ])
@@ -45,7 +48,9 @@ RENDER_HELP = """Draw the computation graph of EXPR with values and adjoints.
 EXPR is either
   * a formula in Python syntax (explicit construction: formula first, values
     after), e.g.  "dot(x, x)"  or  "y = x * x; u = detach(y); z = u * x; sum(z)".
-    Assigned names label their nodes; the last expression is the output.
+    Assigned names label their nodes; the last statement is the output (an
+    expression, or an assignment such as "y = 2 * torch.dot(x, x)").  Every
+    variable needs a value: -v NAME=VALUE.
   * a script, path/to/script.py[:NAME] (implicit construction: your Python,
     loops and branches included, is run and the tensor NAME is drawn; by
     default the last module-level tensor).
@@ -63,7 +68,10 @@ Examples:
   gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.svg --theme print
   gradviz render "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
       -v y="[0, 1, 2]" --const X --const y --edge-labels jacobian
-  gradviz render lesson.py:d --roll -o control_flow.png
+  gradviz render "y = 2 * torch.dot(x, x)" -v "x=arange(4)"
+  gradviz render "where(x > 0, x, 0).sum()" -v x="[-1, 2, 3]"
+  gradviz render samples/lesson/05_control_flow.py:d --roll -o control_flow.png
+  gradviz render samples/mlp_batch.py --group --collapse linear
 """
 
 
@@ -152,7 +160,7 @@ def _graph_inputs(command: Any) -> Any:
                      help="Differentiate only with respect to these variables "
                           "(comma-separated); the rest is drawn as pruned."),
         click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=None,
-                     help="Seed for variables given no value (and randn), for reproducible "
+                     help="Seed for randn (in -v values or the formula), for reproducible "
                           "diagrams."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
                      show_default=True, help="Floating type of the -v values."),
@@ -199,8 +207,14 @@ def _is_script(expr: str, kind: str | None) -> bool:
               show_default=True, help="Colours: print is grey-scale for paper and projectors.")
 @click.option("--legend/--no-legend", default=True, show_default=True,
               help="Draw a legend of the node styles.")
-@click.option("--roll", is_flag=True, help="Roll repeated runs of an op (a loop's b = b * 2) "
-                                           "into one box marked ×N.")
+@click.option("--roll", is_flag=True, help="Roll repeated runs of a loop body of up to 8 ops "
+                                           "(b = b * 2, or an RNN cell) into one box marked ×N.")
+@click.option("--group", is_flag=True,
+              help="Scripts: draw the boxes made inside each call of one of the script's "
+                   "functions as a labelled cluster.")
+@click.option("--collapse", "collapse", multiple=True, metavar="NAME",
+              help="Scripts: draw each call of the function NAME as one box (implies --group). "
+                   "Repeatable or comma-separated.")
 @click.option("--max-nodes", type=click.IntRange(2, 10_000), default=400, show_default=True,
               help="Beyond this many boxes the graph is rolled, then trimmed.")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
@@ -213,11 +227,13 @@ def _is_script(expr: str, kind: str | None) -> bool:
 def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
-                   theme: str, legend: bool, roll: bool, max_nodes: int, precision: int,
-                   max_elems: int, title: str | None, kind: str | None) -> None:
+                   theme: str, legend: bool, roll: bool, group: bool, collapse: tuple[str, ...],
+                   max_nodes: int, precision: int, max_elems: int, title: str | None,
+                   kind: str | None) -> None:
     _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer, kind,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
+                              group=group or bool(collapse), collapse=split_names(collapse),
                               precision=precision, max_elems=max_elems,
                               title=title if title is not None else _title(expr))))
 
@@ -296,6 +312,16 @@ def _step(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seque
         err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     if at == 0:
         raise GradvizError("--at counts from 1 (the first step); -1 is the last")
+    # Options that would be silently ignored together are an error instead.
+    if frames is not None and at is not None:
+        raise GradvizError("--frames writes every step; --at prints one: give one of them")
+    if frames is not None and mode == "forward":
+        raise GradvizError("--frames draws the reverse pass; forward mode prints its sweeps "
+                           "(drop --frames, or --mode forward)")
+    if direction is not None and mode != "forward":
+        raise GradvizError("--direction picks a forward-mode sweep: add --mode forward --wrt NAME")
+    if frames == "-":
+        raise GradvizError("--frames needs a folder (the frames are several files), not '-'")
     k = None if at is None else at - 1 if at > 0 else at
     if mode == "forward":
         from gradviz.stepper.forward import ForwardSession, forward_transcript
@@ -347,7 +373,7 @@ disagrees: the way to catch a backward rule written wrong.
 \b
 Examples:
   gradviz check "tanh(x) * y" -v x="[0.5, -1]" -v y="[2, 3]"
-  gradviz check my_ops.py:cube -v x="[1, 2, 3]"
+  gradviz check samples/my_ops.py:cube -v x="[1, 2, 3]"
 """
 
 
@@ -543,7 +569,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     console = Console(stderr=to_stdout, highlight=False)
     with _stdout_to_stderr(to_stdout):  # a script's prints must not land in the diagram
         loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
-                      script=None if kind is None else kind == "script")
+                      group=options["group"], script=None if kind is None else kind == "script")
     for notice in loaded.notices:
         console.print(f"[yellow]note:[/] {escape(visible(notice))}", soft_wrap=True)
     output, named = loaded.output, loaded.variables
@@ -556,7 +582,8 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
         _write_stdout(data)
     else:
         write_atomic(path, data)
-    _summary(console, drawing, output, named, path, out_fmt, chosen)
+    _summary(console, drawing, output, named, path, out_fmt, chosen,
+             precision=options["precision"], max_elems=options["max_elems"])
 
 
 @contextlib.contextmanager
@@ -629,17 +656,24 @@ def _title(expr: str) -> str:
 
 
 def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fmt: str,
-             renderer: str) -> None:
-    """What the terminal shows: the output's value, each input's gradient, where the file went."""
+             renderer: str, *, precision: int = 4, max_elems: int = 6) -> None:
+    """What the terminal shows: the output's value, each input's gradient, where the file went.
+
+    Small arrays print as PyTorch prints them; longer ones are shortened as the boxes
+    shorten them (``--precision``, ``--max-elems``), so a 400-element input is one line.
+    """
     import numpy as np
     from rich.markup import escape
     from rich.table import Table
 
     from gradviz.engine.format import array_str, visible
     from gradviz.engine.tensor import Tensor
+    from gradviz.render.values import format_array
 
     def text(a: Any) -> str:
         arr = np.asarray(a)
+        if arr.ndim and max(arr.shape) > max_elems or arr.ndim > 2:
+            return escape(format_array(arr, precision, max_elems))
         return escape(array_str(arr, indent=0).strip())
 
     def shown(name: str) -> str:  # a label or path, its control characters made visible

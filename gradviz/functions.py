@@ -255,14 +255,20 @@ Tensor.expand = lambda self, *shape: broadcast_to(  # type: ignore[attr-defined]
     self, shape[0] if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape)
 Tensor.expand_as = lambda self, other: broadcast_to(self, other.shape)  # type: ignore[attr-defined]
 
-# The names the CLI's expression language may call (and ``x.name()`` methods).
+# The names the CLI's expression language may call (and ``x.name()`` methods): PyTorch's
+# functions and methods of the same names, so lesson code pastes in (``torch.dot(x, x)``,
+# ``x.sum()``).  Tensor constructors join them in gradviz.frontends.program, size-capped.
 EXPRESSION_FUNCTIONS = {
     "sin": sin, "cos": cos, "tan": tan, "exp": exp, "log": log, "sqrt": sqrt, "abs": abs,
-    "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "sum": sum, "mean": mean, "max": max,
-    "min": min, "norm": norm, "dot": dot, "matmul": matmul, "transpose": transpose,
-    "reshape": reshape, "detach": detach, "where": where, "concatenate": concatenate,
-    "cat": concatenate, "stack": stack, "clone": clone, "broadcast_to": broadcast_to,
+    "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "sign": sign, "neg": neg, "add": add,
+    "sub": sub, "mul": mul, "div": div, "pow": pow, "sum": sum, "mean": mean, "max": max,
+    "min": min, "norm": norm, "dot": dot, "matmul": matmul, "mm": matmul,
+    "transpose": transpose, "permute": permute, "reshape": reshape, "flatten": flatten,
+    "detach": detach, "where": where, "concatenate": concatenate, "cat": concatenate,
+    "stack": stack, "clone": clone, "broadcast_to": broadcast_to,
 }
 EXPRESSION_METHODS = ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "sigmoid",
-                      "relu", "sum", "mean", "max", "min", "norm", "dot", "matmul", "transpose",
-                      "reshape", "detach", "clone", "permute", "flatten", "view")
+                      "relu", "sign", "neg", "add", "sub", "mul", "div", "pow", "sum", "mean",
+                      "max", "min", "norm", "dot", "matmul", "mm", "transpose", "permute",
+                      "reshape", "view", "flatten", "expand", "expand_as", "detach", "clone",
+                      "float", "double", "requires_grad_")

@@ -328,11 +328,11 @@ def test_list_repetition_and_concatenation_are_refused():
         ('f"{x}"', "f-string"),
         ("x.foo()", "foo"),
         ("x.sum", ".sum()"),
-        ("y = 1", "last statement must be an expression"),
-        ("x; y = 1", "last statement must be an expression"),
         ("open('f')", "open"),
         ("x if y else z", "conditional"),
-        ("a < b", "comparison"),
+        ("a < b < c", "chained comparison"),
+        ("a in b", "comparison"),
+        ("a is b", "comparison"),
         ("a and b", "and"),
         ("del x", "del"),
         ("import os", "import"),
@@ -379,6 +379,71 @@ def test_list_repetition_and_concatenation_are_refused():
 )
 def test_rejected_constructs(source, word):
     rejected(source, word)
+
+
+def test_last_statement_may_be_an_assignment_whose_value_is_the_output():
+    """The lesson's own line `y = 2 * dot(x, x)` draws y."""
+    calls = []
+    x = np.arange(4.0)
+    assert run("y = 2 * dot(x, x)", on_assign=lambda n, v: calls.append(n), x=x) == 28.0
+    assert calls == ["y"]
+    assert run("x; y = sum(x)", x=x) == 6.0
+    assert parse("y = 1", FUNCTIONS, METHODS).free_names == ()
+
+
+def test_comparisons_apply_the_operands_own_operators():
+    x = np.array([-1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(run("x > 0", x=x), [False, False, True])
+    np.testing.assert_array_equal(run("x <= 0", x=x), [True, True, False])
+    np.testing.assert_array_equal(run("x == 0", x=x), [False, True, False])
+    np.testing.assert_array_equal(run("0 != x", x=x), [True, False, True])
+    np.testing.assert_array_equal(run("x >= 2", x=x), [False, False, True])
+    np.testing.assert_array_equal(run("x < x * 0", x=x), [True, False, False])
+
+
+PREFIXED = {"prefixes": ("torch",)}
+
+
+def test_torch_prefix_calls_the_function_of_that_name():
+    program = parse("y = torch.dot(x, x); torch.sum(y * 2)", FUNCTIONS, METHODS, **PREFIXED)
+    assert program.free_names == ("x",)
+    assert evaluate(program, FUNCTIONS, {"x": np.arange(4.0)}) == 28.0
+    # without the prefix declared, `torch` is an ordinary name and `.dot()` not a method
+    rejected("torch.dot(x, x)", "method `.dot()` is not allowed")
+
+
+@pytest.mark.parametrize("source, words", [
+    ("torch", ["only a prefix", "torch.dot(x, x)"]),
+    ("torch + 1", ["only a prefix"]),
+    ("torch.foo(x)", ["unknown function `torch.foo`", "known functions"]),
+    ("torch.sine(x)", ["did you mean `sin`"]),
+    ("torch.dot", ["attribute `.dot` is not allowed"]),
+    ("torch.linalg.norm(x)", ["is not allowed"]),
+    ("np.dot(x, x)", ["method `.dot()` is not allowed"]),
+    ("torch.__import__('os')", ["__import__"]),
+])
+def test_torch_prefix_rejections(source, words):
+    rejected(source, *words, **PREFIXED)
+
+
+def test_named_constants_and_flags_as_arguments():
+    functions = {**FUNCTIONS, "kind": lambda value, flag=None, dtype=None: (value, flag, dtype)}
+    program = parse("kind(x, True, dtype=torch.float64)", functions, METHODS,
+                    prefixes=("torch",), constants=("float64",))
+    assert program.free_names == ("x",)
+    assert evaluate(program, functions, {"x": 1, "float64": "F64"}) == (1, True, "F64")
+    bare = parse("kind(x, dtype=float64)", functions, METHODS, constants=("float64",))
+    assert evaluate(bare, functions, {"x": 2, "float64": "F64"}) == (2, None, "F64")
+    # only as arguments, and only the names given
+    rejected("sum(x, dtype=torch.int8)", "literal", prefixes=("torch",), constants=("float64",))
+    rejected("torch.float64 + x", "not allowed", prefixes=("torch",), constants=("float64",))
+    rejected("True", "keyword")
+
+
+def test_an_assigned_prefix_name_is_a_variable():
+    # `torch = x` makes torch a variable; then torch.sum() is its method
+    program = parse("torch = x; torch.sum()", FUNCTIONS, METHODS, **PREFIXED)
+    assert evaluate(program, FUNCTIONS, {"x": arr([1.0, 2.0])}) == 3.0
 
 
 def test_attribute_message_lists_allowed_attributes():

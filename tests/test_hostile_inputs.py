@@ -156,7 +156,7 @@ def test_render_api_path_types(tmp_path) -> None:
 
 
 @pytest.mark.parametrize("args, says", [
-    (["render", "sin(x)", "--seed", "-1", "-o", "-", "-f", "dot"], None),  # wraps, as PyTorch
+    (["render", "sin(x)", "-v", "x=randn(2)", "--seed", "-1", "-o", "-", "-f", "dot"], None),
     (["render", "sin(x)", "--seed", "9" * 30], "--seed"),
     (["render", "sin(x)", "-v", "x=" + "9" * 400], "too large for a floating point number"),
     (["render", "sum(x, A)", "-v", "x=[1, 2]", "-v", "A=[1, 2]"],

@@ -17,13 +17,17 @@ own ``__add__``, ``__matmul__`` ... do the work.
 What a program may contain
 --------------------------
 * statements separated by ``;`` or newlines: ``name = expression`` or a bare
-  expression; the last statement must be an expression (the output);
+  expression; the last statement is the output: an expression, or an
+  assignment whose value is the output (``y = 2 * dot(x, x)``, as pasted
+  from a lesson);
 * numbers (``3``, ``-2.5``, ``1e-3``), list and tuple literals (nested);
 * variable names (never starting with ``__``);
 * binary ``+ - * / ** @`` and unary ``-`` / ``+``;
+* one comparison ``< <= > >= == !=`` (``where(x > 0, x, 0)``), not chained;
 * calls of whitelisted functions, ``f(x, (2, 2), axis=0)``, where keyword
   values are literals: numbers, tuples/lists of numbers, ``True``,
-  ``False`` or ``None``;
+  ``False`` or ``None``; a function may be written behind one of the
+  caller's module prefixes (``torch.dot(x, x)`` means ``dot(x, x)``);
 * calls of whitelisted methods, ``x.sum(axis=0)``, and whitelisted attributes
   such as ``x.T``;
 * indexing with integers, slices and ``...``: ``x[1:3]``, ``x[::-1]``,
@@ -96,11 +100,19 @@ _OTHER_OPERATOR_SYMBOLS: dict[type[ast.AST], str] = {
 
 _ALLOWED_OPERATORS = "+ - * / ** @ (and unary -, +)"
 
+_COMPARISONS: dict[type[ast.cmpop], tuple[str, Callable[[Any, Any], Any]]] = {
+    ast.Lt: ("<", operator.lt),
+    ast.LtE: ("<=", operator.le),
+    ast.Gt: (">", operator.gt),
+    ast.GtE: (">=", operator.ge),
+    ast.Eq: ("==", operator.eq),
+    ast.NotEq: ("!=", operator.ne),
+}
+
 # Human names of the constructs we reject, for the error messages.
 _CONSTRUCT_NAMES: dict[type[ast.AST], str] = {
     ast.Lambda: "lambda",
     ast.IfExp: "conditional expression (`a if c else b`)",
-    ast.Compare: "comparison (`<`, `==`, `in`, ...)",
     ast.BoolOp: "`and` / `or`",
     ast.NamedExpr: "assignment expression (`:=`)",
     ast.ListComp: "list comprehension",
@@ -145,7 +157,7 @@ if hasattr(ast, "TryStar"):  # Python 3.11+
     _CONSTRUCT_NAMES[ast.TryStar] = "`try` statement"
 
 _PROGRAM_FORMS = (
-    "allowed: numbers, lists, variables, operators + - * / ** @, "
+    "allowed: numbers, lists, variables, operators + - * / ** @, comparisons like x > 0, "
     "calls of known functions, indexing like x[0, 1:3], and assignments `name = ...`"
 )
 
@@ -161,10 +173,6 @@ _INDEX_FORMS = (
     "indices must be integers, slices like `1:3` or `::-1`, `...`, or a tuple of these like `[:, 0]`"
 )
 
-_LAST_STATEMENT_MESSAGE = (
-    "the last statement must be an expression: the output to differentiate, e.g. `...; sum(z)`"
-)
-
 
 @dataclass(frozen=True)
 class Program:
@@ -176,7 +184,7 @@ class Program:
     #: The source exactly as given.
     source: str
     #: The validated :class:`ast.stmt` nodes (``ast.Assign`` or ``ast.Expr``);
-    #: the last is always an ``ast.Expr``.
+    #: the last one's value is the output.
     statements: tuple[ast.stmt, ...]
     #: Names assigned by the program, each once, in order of first assignment.
     assigned: tuple[str, ...]
@@ -319,10 +327,14 @@ class _Checker:
         functions: Collection[str],
         methods: Collection[str],
         attributes: Collection[str],
+        prefixes: Collection[str] = (),
+        constants: Collection[str] = (),
     ) -> None:
         self.functions = frozenset(functions)
         self.methods = frozenset(methods)
         self.attributes = frozenset(attributes)
+        self.prefixes = frozenset(prefixes)
+        self.constants = frozenset(constants)
         # dicts used as ordered sets
         self.assigned: dict[str, None] = {}
         self.free: dict[str, None] = {}
@@ -335,8 +347,6 @@ class _Checker:
             raise ExpressionError("the expression is empty (only comments); e.g. `sum(x * x)`")
         for statement in statements:
             self.statement(statement)
-        if not isinstance(statements[-1], ast.Expr):
-            raise ExpressionError(_LAST_STATEMENT_MESSAGE)
         return statements
 
     def statement(self, node: ast.stmt) -> None:
@@ -395,6 +405,9 @@ class _Checker:
             raise ExpressionError(_reserved_message(name))
         if name in self.functions:
             raise ExpressionError(f"function `{name}` can only be called, e.g. `{name}(x)`")
+        if name in self.prefixes and name not in self.assigned:
+            raise ExpressionError(
+                f"`{name}` is only a prefix of function calls, e.g. `{name}.dot(x, x)`")
         if name not in self.assigned:
             self.free.setdefault(name, None)
 
@@ -421,6 +434,17 @@ class _Checker:
             symbol = _OTHER_OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
             raise ExpressionError(f"operator `{symbol}` is not allowed; allowed: {_ALLOWED_OPERATORS}")
         self.expr(node.operand, depth + 1)
+
+    def compare(self, node: ast.Compare, depth: int) -> None:
+        if len(node.ops) != 1:
+            raise ExpressionError(
+                f"chained comparison `{_snippet(node)}` is not allowed; compare two values, "
+                "e.g. `x > 0`")
+        if type(node.ops[0]) not in _COMPARISONS:
+            raise ExpressionError(
+                f"comparison `{_snippet(node)}` is not allowed; allowed: < <= > >= == !=")
+        self.expr(node.left, depth + 1)
+        self.expr(node.comparators[0], depth + 1)
 
     def subscript(self, node: ast.Subscript, depth: int) -> None:
         self.expr(node.value, depth + 1)
@@ -451,6 +475,16 @@ class _Checker:
 
     def call(self, node: ast.Call, depth: int) -> None:
         callee = node.func
+        if (isinstance(callee, ast.Attribute) and isinstance(callee.value, ast.Name)
+                and callee.value.id in self.prefixes and callee.value.id not in self.assigned):
+            # `torch.dot(x, x)` pasted from PyTorch code is our `dot(x, x)`: the
+            # call is rewritten in the tree, so the interpreter never sees the prefix.
+            if callee.attr not in self.functions:
+                raise ExpressionError(
+                    f"unknown function `{callee.value.id}.{callee.attr}`; "
+                    f"{_suggest(callee.attr, self.functions)}"
+                    f"known functions: {_listing(self.functions)}")
+            callee = node.func = ast.copy_location(ast.Name(id=callee.attr, ctx=ast.Load()), callee)
         if isinstance(callee, ast.Name):
             self.callee_name(callee.id)
         elif isinstance(callee, ast.Attribute):
@@ -461,9 +495,16 @@ class _Checker:
                 f"cannot call `{_snippet(callee)}`: only functions named directly can be called, "
                 "e.g. `sum(x)`, or methods like `x.sum()`"
             )
-        for argument in node.args:
+        for k, argument in enumerate(node.args):
             if isinstance(argument, ast.Starred):
                 raise ExpressionError(f"starred argument `{_snippet(argument)}` is not allowed")
+            if isinstance(argument, ast.Constant) and argument.value in (True, False, None) \
+                    and not _is_number(argument.value):
+                continue  # a flag, as in x.requires_grad_(True)
+            named = self.named_constant(argument)
+            if named is not None:
+                node.args[k] = named
+                continue
             self.expr(argument, depth + 1)
         seen: set[str] = set()
         for keyword in node.keywords:
@@ -474,7 +515,22 @@ class _Checker:
             if keyword.arg in seen:  # ast.parse lets `f(a=1, a=2)` through
                 raise ExpressionError(f"keyword argument `{keyword.arg}` is repeated")
             seen.add(keyword.arg)
+            named = self.named_constant(keyword.value)
+            if named is not None:
+                keyword.value = named
+                continue
             _check_literal(keyword.value, depth + 1, flags=True, context=f"keyword argument `{keyword.arg}`")
+
+    def named_constant(self, node: ast.expr) -> ast.Name | None:
+        """``float64`` or ``torch.float64`` as an argument: the constant's name, else None."""
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id in self.prefixes and node.value.id not in self.assigned:
+            if node.attr in self.constants:
+                return ast.copy_location(ast.Name(id=node.attr, ctx=ast.Load()), node)
+            return None
+        if isinstance(node, ast.Name) and node.id in self.constants and node.id not in self.assigned:
+            return node
+        return None
 
     def callee_name(self, name: str) -> None:
         if _is_reserved(name):
@@ -504,6 +560,7 @@ _EXPRESSION_CHECKS: dict[type[ast.AST], Callable[[_Checker, Any, int], None]] = 
     ast.Tuple: _Checker.sequence,
     ast.BinOp: _Checker.binop,
     ast.UnaryOp: _Checker.unaryop,
+    ast.Compare: _Checker.compare,
     ast.Subscript: _Checker.subscript,
     ast.Attribute: _Checker.attribute,
     ast.Call: _Checker.call,
@@ -573,20 +630,26 @@ def parse(
     functions: Collection[str],
     methods: Collection[str],
     attributes: Collection[str] = ("T",),
+    prefixes: Collection[str] = (),
+    constants: Collection[str] = (),
 ) -> Program:
     """Parse and validate ``source``; nothing is evaluated.
 
     ``functions`` are the names callable as ``f(...)``, ``methods`` the names
     callable as ``value.m(...)`` and ``attributes`` the names readable as
-    ``value.a``.  Names starting with ``__`` are refused even if listed.
+    ``value.a``.  ``prefixes`` are module names a function call may be written
+    behind (with ``"torch"``, ``torch.dot(x, x)`` is ``dot(x, x)``), unless
+    the program assigns that name.  ``constants`` are names that may be given
+    as arguments, bare or behind a prefix (``dtype=torch.float64``); their
+    values are looked up among the variables given to :func:`evaluate`.
+    Names starting with ``__`` are refused even if listed.
 
     Raises :class:`~gradviz.errors.ExpressionError` for syntax errors (with
-    the line and a caret), for any construct outside the whitelist, for a
-    last statement that is not an expression, for sources longer than
+    the line and a caret), for any construct outside the whitelist, for sources longer than
     :data:`MAX_SOURCE_CHARS` and for nesting deeper than :data:`MAX_DEPTH`.
     """
     tree = _parse_source(source, "exec", "the expression")
-    checker = _Checker(functions, methods, attributes)
+    checker = _Checker(functions, methods, attributes, prefixes, constants)
     try:
         statements = checker.program(tree)  # type: ignore[arg-type]
     except RecursionError:
@@ -683,6 +746,10 @@ class _Interpreter:
         _, function = _UNARY_OPERATORS[type(node.op)]
         return function(self.value_of(node.operand))
 
+    def compare(self, node: ast.Compare) -> Any:
+        _, function = _COMPARISONS[type(node.ops[0])]
+        return function(self.value_of(node.left), self.value_of(node.comparators[0]))
+
     def subscript(self, node: ast.Subscript) -> Any:
         value = self.value_of(node.value)
         return value[self.value_of(node.slice)]
@@ -721,6 +788,7 @@ _INTERPRETER_HANDLERS: dict[type[ast.AST], Callable[[_Interpreter, Any], Any]] =
     ast.Tuple: _Interpreter.tuple,
     ast.BinOp: _Interpreter.binop,
     ast.UnaryOp: _Interpreter.unaryop,
+    ast.Compare: _Interpreter.compare,
     ast.Subscript: _Interpreter.subscript,
     ast.Slice: _Interpreter.slice,
     ast.Attribute: _Interpreter.attribute,
@@ -800,7 +868,8 @@ def evaluate(
     *,
     on_assign: Callable[[str, Any], None] | None = None,
 ) -> Any:
-    """Run ``program`` and return the value of its last statement.
+    """Run ``program`` and return the value of its last statement (an expression's
+    value, or the value a final assignment binds).
 
     ``functions`` maps the function names used by the program to callables;
     ``variables`` gives the values of its free names (extra entries are
@@ -826,6 +895,7 @@ def evaluate(
                 name = statement.targets[0].id  # type: ignore[attr-defined]
                 value = interpreter.value_of(statement.value)
                 env[name] = value
+                result = value
                 if on_assign is not None:
                     on_assign(name, value)
             elif isinstance(statement, ast.Expr):

@@ -28,7 +28,7 @@ class Loaded:
         variables: the named tensors (a formula's variables, a script's globals).
         wrt: the tensors ``--wrt`` asked for (None: every input).
         kept: saved values a script's ``backward()`` freed, kept for our own pass.
-        notices: one-line notes for the user (e.g. a variable given a random value).
+        notices: one-line notes for the user.
         script: whether EXPR was a script.
     """
 
@@ -50,15 +50,17 @@ def split_names(values: Sequence[str]) -> list[str]:
 
 def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = (),
          wrt: Sequence[str] = (), seed: int | None = None, dtype: str = "float32",
-         script: bool | None = None) -> Loaded:
+         group: bool = False, script: bool | None = None) -> Loaded:
     """Build the graph of ``expr`` (a formula, or ``path.py[:NAME]``).
 
     Args:
         values: ``NAME=VALUE`` texts for a formula's variables.
         constants: names of variables that are constants (no gradient).
         wrt: names to differentiate with respect to; the rest is pruned.
-        seed: seed of the random values (``randn``, variables given none).
+        seed: seed of the random values (``randn`` in values and formulas).
         dtype: floating type of the values.
+        group: a script's ops remember the call of its functions they were made in
+            (``node.scope``), for ``--group`` and ``--collapse``.
         script: whether ``expr`` is a script (None: a path ending in ``.py`` is).
     """
     from gradviz.frontends.program import build, parse_assignment
@@ -71,13 +73,14 @@ def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = ()
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
         with keep_saved() as kept:
-            result = run_script(expr)
+            result = run_script(expr, group=group)
         loaded = Loaded(result.output, result.tensors, kept=kept, script=True)
     else:
         with np.errstate(all="ignore"):  # non-finite values get one warning of ours later
             built = build(expr, [parse_assignment(v) for v in values],
                           constants=constant_names, seed=seed, dtype=dtype)
-        loaded = Loaded(built.output, built.variables, notices=list(built.notices))
+        # the variables, and leaves the formula made itself (x = arange(4.0, requires_grad=True))
+        loaded = Loaded(built.output, built.inputs, notices=list(built.notices))
     loaded.wrt = resolve_wrt(split_names(wrt), loaded.variables, constant_names)
     return loaded
 

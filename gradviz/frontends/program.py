@@ -114,6 +114,24 @@ CONSTRUCTORS: dict[str, Callable[..., Tensor]] = {
     "zeros": _capped_filled("zeros", _tensors.zeros), "randn": _randn,
     "linspace": _linspace, "tensor": _tensors.tensor}
 
+#: Everything a formula may call: the engine's functions and, so that PyTorch code pastes
+#: in (``x = torch.arange(4.0, requires_grad=True)``), the tensor constructors.
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    **EXPRESSION_FUNCTIONS, **CONSTRUCTORS,
+    "ones_like": _tensors.ones_like, "zeros_like": _tensors.zeros_like}
+
+#: Module names a formula's function calls may be written behind, as pasted from code.
+PREFIXES = ("torch", "gv", "gradviz")
+
+#: Named values a call may take as an argument: ``dtype=torch.float64``.
+CONSTANTS = {"float32": _tensors.float32, "float64": _tensors.float64}
+
+
+def parse(source: str) -> expr.Program:
+    """``source`` parsed against the whitelist of :data:`FUNCTIONS` and the tensor methods."""
+    return expr.parse(source, FUNCTIONS, EXPRESSION_METHODS, prefixes=PREFIXES,
+                      constants=CONSTANTS)
+
 
 @dataclass
 class Built:
@@ -123,6 +141,15 @@ class Built:
     variables: dict[str, Tensor]
     assigned: dict[str, Any]
     notices: list[str] = field(default_factory=list)
+
+    @property
+    def inputs(self) -> dict[str, Tensor]:
+        """The named leaves: the variables, then leaves the formula made itself
+        (``x = arange(4.0, requires_grad=True); dot(x, x)``)."""
+        made = {name: value for name, value in self.assigned.items()
+                if isinstance(value, Tensor) and value.is_leaf and name not in self.variables
+                and value is not self.output}
+        return {**self.variables, **made}
 
 
 def parse_assignment(text: str) -> tuple[str, str]:
@@ -173,34 +200,31 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
           ) -> Built:
     """Parse ``source``, bind its variables, run it on tensors, and label the nodes.
 
-    Variables without a value get a random scalar (seeded by ``seed``) and a notice.
+    Every variable needs a value: one without raises an :class:`ExpressionError`
+    naming it and saying how to give one.  (A guessed value, such as a random
+    scalar, would only move the failure elsewhere: ``X @ w`` of two scalars.)
+    ``seed`` seeds ``randn`` in values and in the formula.
     """
     if dtype not in DTYPES:
         raise ExpressionError(f"--dtype must be float32 or float64, got {dtype!r}")
     np_dtype = DTYPES[dtype]
     pairs = unique_values(values.items() if isinstance(values, Mapping) else values)
-    program = expr.parse(source, EXPRESSION_FUNCTIONS, EXPRESSION_METHODS)
+    program = parse(source)
     for name in list(pairs) + list(constants):
         if name not in program.free_names:
             free = ", ".join(program.free_names) or "none"
             raise ExpressionError(f"the expression does not use a variable {name!r} "
                                   f"(its variables: {free})")
-    rng = np.random.default_rng(None if seed is None else int(seed) % 2 ** 64)
+    missing = [name for name in program.free_names if name not in pairs]
+    if missing:
+        raise ExpressionError(_missing_message(missing))
+    if seed is not None:
+        _tensors.manual_seed(seed)
     notices: list[str] = []
     variables: dict[str, Tensor] = {}
     for name in program.free_names:
-        if name in pairs:
-            variables[name] = make_value(name, pairs[name], requires_grad=name not in constants,
-                                         dtype=np_dtype)
-        else:
-            value = float(rng.standard_normal())
-            t = Tensor(np.array(value, dtype=np_dtype), requires_grad=name not in constants,
-                       dtype=np_dtype)
-            t.label = name
-            variables[name] = t
-            how = f"--seed {seed}" if seed is not None else "--seed N to repeat it"
-            notices.append(f"{name} has no value: using the random scalar {name}={value:.4g} "
-                           f"({how}; set it with -v {name}=VALUE)")
+        variables[name] = make_value(name, pairs[name], requires_grad=name not in constants,
+                                     dtype=np_dtype)
     assigned: dict[str, Any] = {}
 
     def on_assign(name: str, value: Any) -> None:
@@ -208,7 +232,7 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
         if isinstance(value, Tensor) and value.label is None:
             value.label = name
 
-    out = expr.evaluate(program, EXPRESSION_FUNCTIONS, variables, on_assign=on_assign)
+    out = expr.evaluate(program, FUNCTIONS, {**CONSTANTS, **variables}, on_assign=on_assign)
     if isinstance(out, (tuple, list)):
         raise ExpressionError(f"the output is a {type(out).__name__} of {len(out)} values; the "
                               "last expression must be one tensor (e.g. `stack([x, y])`)")
@@ -222,16 +246,28 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
     return Built(out, variables, assigned, notices)
 
 
+def _missing_message(missing: Sequence[str]) -> str:
+    """``variable `w` has no value: give it one with -v w=VALUE ...``."""
+    first = missing[0]
+    if len(missing) == 1:
+        what = f"variable `{first}` has no value: give it one with -v {first}=VALUE"
+    else:
+        listed = ", ".join(f"`{n}`" for n in missing)
+        what = f"variables {listed} have no value: give each one with -v NAME=VALUE"
+    return (f"{what}, e.g. -v {first}=\"[1, 2]\" or -v {first}=\"randn(3, 2)\" "
+            "(add --const NAME for one that needs no gradient)")
+
+
 def as_function(source: str, names: Sequence[str]) -> Any:
     """The expression as a Python function of its variables ``names`` (in that order).
 
     Other free variables must not occur; used by ``gradviz check`` to vary the inputs.
     """
-    program = expr.parse(source, EXPRESSION_FUNCTIONS, EXPRESSION_METHODS)
+    program = parse(source)
     missing = [n for n in program.free_names if n not in names]
     if missing:
         raise ExpressionError(f"give a value for {', '.join(missing)} with -v NAME=VALUE")
 
     def function(*tensors: Tensor) -> Any:
-        return expr.evaluate(program, EXPRESSION_FUNCTIONS, dict(zip(names, tensors)))
+        return expr.evaluate(program, FUNCTIONS, {**CONSTANTS, **dict(zip(names, tensors))})
     return function

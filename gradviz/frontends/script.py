@@ -86,10 +86,20 @@ def _cwd() -> str | None:
         return None
 
 
-def run_script(target: str) -> ScriptResult:
-    """Run ``path.py[:NAME]`` and return the chosen tensor, its nodes labelled by the script's names."""
+def run_script(target: str, *, group: bool = False) -> ScriptResult:
+    """Run ``path.py[:NAME]`` and return the chosen tensor, its nodes labelled by the script's names.
+
+    With ``group``, every op remembers the call of the script's functions it was made
+    in (``node.scope``), for diagrams that cluster or collapse them.
+    """
     path, name = split_target(target)
-    namespace = _execute(path)
+    if group:
+        from gradviz.engine.calls import group_calls
+
+        with group_calls():
+            namespace = _execute(path)
+    else:
+        namespace = _execute(path)
     tensors = {k: v for k, v in namespace.items()
                if isinstance(v, Tensor) and not k.startswith("_")}
     if name is None:

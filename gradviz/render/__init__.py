@@ -98,9 +98,10 @@ class Prepared:
         return PassState.after(self.steps, self.pruned, k, partial)
 
     def view(self, k: int | None = None, *, roll: bool = False, max_nodes: int = 400,
-             adjoints: bool = True) -> GraphView:
+             adjoints: bool = True, group: bool = False, collapse: Sequence[str] = ()
+             ) -> GraphView:
         return build_view(self.tape, self.state(k), roll=roll, max_nodes=max_nodes,
-                          adjoints=adjoints)
+                          adjoints=adjoints, group=group, collapse=collapse)
 
 
 UNAVAILABLE = ("unavailable: backward() freed the saved values; draw before it, or call "
@@ -143,7 +144,7 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
          legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
          max_elems: int = 6, title: str | None = None, backprop: bool = True,
-         kept: Any = None) -> Drawing:
+         kept: Any = None, group: bool = False, collapse: Sequence[str] = ()) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -160,6 +161,9 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         backprop: run a backward pass to show adjoints (default).  Every adjoint
             and contribution drawn comes from that one pass, from ``output``.
         kept: saved values a script's own ``backward()`` freed, kept aside.
+        group: draw the boxes made inside each call of a user function as a
+            labelled cluster (the ops must have been made inside ``gv.group_calls()``).
+        collapse: names of user functions whose every call is drawn as one box.
     """
     _check_choice("show", show, SHOW)
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
@@ -170,13 +174,31 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     _check_int("max_elems", max_elems, 2, MAX_ELEMS, "elements per row")
     if title is not None and not isinstance(title, str):
         raise GradvizTypeError(f"title must be a string, not {type(title).__name__}")
+    collapse = (collapse,) if isinstance(collapse, str) else tuple(collapse)
     prepared = prepare(output, wrt=wrt, backprop=backprop and show == "all", kept=kept)
     if show != "all":
         prepared.notes.clear()
+    if group or collapse:
+        prepared.notes.extend(_grouping_notes(prepared.tape, collapse))
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
                   legend=legend, precision=precision, max_elems=max_elems, title=title)
     return finish(prepared, prepared.view(roll=roll, max_nodes=max_nodes,
-                                          adjoints=show == "all"), style)
+                                          adjoints=show == "all", group=group,
+                                          collapse=collapse), style)
+
+
+def _grouping_notes(tape: Tape, collapse: Sequence[str]) -> list[str]:
+    """What to tell about --group/--collapse; an error for a function never called."""
+    called = {name for n in tape.nodes if getattr(n, "scope", None) is not None
+              for call in n.scope.path() for name in (call.name, call.qualname)}
+    if not called:
+        return ["--group: no box was made inside a user function call (ops must be made "
+                "inside gv.group_calls(), as scripts run with --group)"]
+    missing = [name for name in collapse if name not in called]
+    if missing:
+        raise GradvizValueError(f"--collapse {', '.join(missing)}: no box was made in a call "
+                                f"of that name (functions called: {', '.join(sorted(called))})")
+    return []
 
 
 def finish(prepared: Prepared, view: GraphView, style: Style) -> Drawing:

@@ -19,7 +19,7 @@ import numpy as np
 from gradviz.engine.backward import Step
 from gradviz.engine.tape import Tape, prune_reason
 from gradviz.engine.tensor import Tensor
-from gradviz.render.values import format_array
+from gradviz.render.values import exact_number
 
 # Node kinds, each with its own style and legend entry.
 LEAF, CONSTANT, OP, OUTPUT, PRUNED = "leaf", "constant", "op", "output", "pruned"
@@ -105,6 +105,8 @@ class NodeView:
     nodes: list[Tensor]
     repeat: int = 1
     state: str | None = None   # DONE, CURRENT, PENDING (adjoint partial), WAITING; None: finished
+    scope: Any = None        # the user call whose cluster holds the box (--group), or None
+    call: Any = None         # the user call this box stands for (--collapse), or None
 
 
 @dataclass
@@ -138,30 +140,91 @@ def _formula(node: Tensor, names: dict[int, str]) -> str:
 
 
 def _run_formula(group: list[Tensor], period: int, names: dict[int, str]) -> str:
-    """A rolled run: ``b * 2 … ×11``, or ``[· + 0.001 → · * 1.01 → tanh(·)] ×1000``."""
-    if period == 1:
-        return f"{_formula(group[0], names)} … ×{len(group)}"
-    steps = []
-    for i, n in enumerate(group[:period]):
-        link = group[i - 1] if i else None
-        slot = chain_slot(n, link) if link is not None else chain_slot(group[period], group[period - 1])
-        args = ["·" if k == slot else names.get(id(x)) or _const_text(x)
-                for k, x in enumerate(n.inputs)]
-        steps.append(n.op.format(args, n.params))
-    return f"[{' → '.join(steps)}] ×{len(group) // period}"
+    """A rolled run: ``b * 2 … ×11``, ``[· + 0.001 → · * 1.01 → tanh(·)] ×1000``, or for a
+    block that is not a simple chain, the block's result written out: ``[tanh(W @ · + U @ x
+    + b)] ×20``.  ``·`` is the value the previous repetition passed on."""
+    times = len(group) // period
+    position = {id(n): i for i, n in enumerate(group)}
+    # Written from the second repetition: every value it reads from the run is then
+    # either its own (inlined) or the previous repetition's (the ·).
+    block = group[period:2 * period]
+
+    def source(x: Tensor, i: int) -> int | None:
+        """Block index of x if this repetition made it, -1 for the previous one's, else None."""
+        k = position.get(id(x))
+        if k is None:
+            return None
+        return k - period if k >= period else -1
+
+    def argument(n: Tensor, slot: int) -> str:
+        """An input outside the run: its name, or ``x1…x20`` if each repetition reads another."""
+        j = position[id(n)] - period
+        seen = [names.get(id(x)) or _const_text(x)
+                for x in (group[r * period + j].inputs[slot] for r in range(times))]
+        return seen[0] if all(text == seen[0] for text in seen) else f"{seen[0]}…{seen[-1]}"
+
+    linear = all(
+        [source(x, j) for x in n.inputs].count(j - 1) == 1 and
+        all(source(x, j) in (None, j - 1) for x in n.inputs)
+        for j, n in enumerate(block))
+    if linear and period == 1:
+        return f"{_formula(group[0], names)} … ×{times}"
+    if linear:
+        steps = [n.op.format(["·" if source(x, j) == j - 1 else argument(n, k)
+                              for k, x in enumerate(n.inputs)], n.params)
+                 for j, n in enumerate(block)]
+        return f"[{' → '.join(steps)}] ×{times}"
+
+    def written(j: int, depth: int) -> tuple[str, int]:
+        """Block op ``j`` with the ops it reads from its own repetition inlined."""
+        n = block[j]
+        level = _precedence(n)
+        args = []
+        for k, x in enumerate(n.inputs):
+            i = source(x, j)
+            if i is None:
+                args.append(argument(n, k))
+            elif i < 0 or depth > 8:
+                args.append("·")
+            else:
+                text, inner = written(i, depth + 1)
+                # Python's rules: a + b * c, (a + b) * c, a - (b - c)
+                tight = inner == 0 or inner > level or inner == level and k == 0
+                args.append(text if not level or tight else f"({text})")
+        return n.op.format(args, n.params), level
+
+    return f"[{written(period - 1, 0)[0]}] ×{times}"
+
+
+#: Binding strength of infix symbols, as in Python (0: a call, which needs no parentheses).
+_PRECEDENCE = {"**": 5, "@": 4, "*": 4, "/": 4, "+": 3, "-": 3,
+               "<": 1, "<=": 1, ">": 1, ">=": 1, "==": 1, "!=": 1}
+
+
+def _precedence(n: Tensor) -> int:
+    op = n.op
+    if op.display is not None:
+        return 4 if len(n.inputs) == 1 else 2  # -a binds like a product; others: be safe
+    if len(n.inputs) == 2 and not op.symbol.isidentifier():
+        return _PRECEDENCE.get(op.symbol, 2)
+    return 0
 
 
 def _const_text(t: Tensor) -> str:
-    return format_array(t.data, 4) if t.data.ndim == 0 else "const"
+    return exact_number(t.data) if t.data.ndim == 0 else "const"
 
 
 def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
-               max_nodes: int = 400, adjoints: bool = True) -> GraphView:
+               max_nodes: int = 400, adjoints: bool = True, group: bool = False,
+               collapse: Sequence[str] = ()) -> GraphView:
     """Describe ``tape`` for drawing, with adjoints and contributions from one pass's ``state``.
 
     ``state`` None: no pass (structure and values views, or an output that
     requires no grad); only structural pruning is shown.  With ``adjoints``
-    False (structure and values views) no adjoint is shown.
+    False (structure and values views) no adjoint is shown.  With ``group``,
+    each box records the user function call it was made in (``scope``, see
+    :mod:`gradviz.engine.calls`); each call of a function named in ``collapse``
+    becomes one box.
     """
     pruned = state.pruned if state is not None else {}
     outputs = {id(o) for o in tape.outputs}
@@ -175,17 +238,22 @@ def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
     names = {id(n): tape.name(n) for n in tape.nodes if id(n) not in folded}
 
     periods: dict[int, int] = {}
+    notes: list[str] = []
     if roll:
         groups, periods = _roll_runs(tape, folded)
+        if not periods:
+            notes.append(why_nothing_rolled(tape, folded))
     else:
         groups = [[n] for n in tape.nodes if id(n) not in folded]
-    notes: list[str] = []
     if len(groups) > max_nodes and not roll:
         before = len(groups)
         groups, periods = _roll_runs(tape, folded)
         if len(groups) < before:
             notes.append(f"{before} boxes: repeated runs of ops rolled into one box each "
                          f"(more than --max-nodes={max_nodes})")
+    collapsed: dict[int, Any] = {}  # first node of a collapsed call's group -> the call
+    if collapse:
+        groups, collapsed = collapse_calls(groups, collapse)
     elided: list[Tensor] = []
     if len(groups) > max_nodes:
         groups, elided = _trim(groups, max_nodes)
@@ -205,7 +273,9 @@ def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
         for n in group:
             member[id(n)] = gid
         kind, reason = _kind(last, outputs, state, adjoints)
+        call = collapsed.get(id(group[0]))
         formula = _formula(group[0], names) if len(group) == 1 else \
+            _call_formula(group, call, names) if call is not None else \
             _run_formula(group, periods.get(id(group[0]), 1), names)
         grad_fn = "" if last.op is None else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
@@ -217,9 +287,10 @@ def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
             adjoint = reached.get(id(last))
             if stepping:
                 node_state = _node_state(group, state)
-        nodes.append(NodeView(gid, tape.name(last),
+        nodes.append(NodeView(gid, tape.name(last) if call is None else call.label,
                               kind, formula, grad_fn, last.data, adjoint, reason, group,
-                              len(group), node_state))
+                              len(group), node_state,
+                              group_scope(group, call) if group or collapse else None, call))
 
     edges: list[EdgeView] = []
     merged: dict[tuple[str, str], EdgeView] = {}  # edges into rolled boxes, one per pair
@@ -301,101 +372,221 @@ def _node_state(group: list[Tensor], state: PassState) -> str:
     return WAITING
 
 
-def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[int, int]]:
-    """Group repeated runs of a chain into boxes, in tape order.
+#: Longest loop body ``--roll`` recognises, in ops (an RNN cell ``tanh(W @ h + U @ x + b)``
+#: is 5).
+ROLL_LONGEST = 8
 
-    A *chain* links a node to its one input that is an op result used by
-    nothing else (other inputs may be leaves, such as a shared weight, or
-    folded scalar constants).  Along a chain, a block of 1 to 4 ops repeated
-    back to back (the lesson's ``b = b * 2``, or ``y = tanh(y * w) + b`` in a
-    loop) becomes one box.  Returns the groups and, for each rolled one (by the
-    id of its first node), the length of its repeated block.
+
+def _roll_runs(tape: Tape, folded: set[int]) -> tuple[list[list[Tensor]], dict[int, int]]:
+    """Group runs of a repeated block of ops into boxes, in tape order.
+
+    The ops are taken in tape order (scalar constants folded into formulas are
+    left out).  A block of 1 to :data:`ROLL_LONGEST` consecutive ops that
+    repeats back to back, each repetition doing the same ops with the same
+    parameters and constants on the same kind of inputs (see :func:`_same_step`),
+    becomes one box: the lesson's ``b = b * 2``, ``y = tanh(y * w) + b``, or an
+    RNN cell.  Values made inside a run must not be used after it, nor named,
+    except its last (the loop's result), so nothing drawn elsewhere points into
+    the middle of a box.  Returns the groups and, for each rolled one (by the id
+    of its first node), the length of its repeated block.
     """
+    ops = [n for n in tape.nodes if n.op is not None and id(n) not in folded]
+    position = {id(n): i for i, n in enumerate(ops)}
     consumers = tape.consumers()
-    previous: dict[int, Tensor] = {}  # node -> the node before it in its chain
-    for n in tape.nodes:
-        if n.op is None or id(n) in folded:
-            continue
-        links = [x for x in n.inputs if x.op is not None and id(x) not in folded]
-        if len(links) == 1 and len(consumers[id(links[0])]) == 1 and not links[0].label:
-            previous[id(n)] = links[0]
-    following = {id(prev): n for n in tape.nodes if id(n) in previous
-                 for prev in (previous[id(n)],)}
-    start_of: dict[int, list[Tensor]] = {}  # first node of a group -> the group
+    outputs = {id(o) for o in tape.outputs}
+    # The last op (by position) that reads each op's result; outputs are read "after the end".
+    last_use = [len(ops) if id(n) in outputs else
+                max((position.get(id(c), len(ops)) for c in consumers[id(n)]), default=-1)
+                for n in ops]
+    # What two repetitions of an op must share, compared first because it is quick:
+    # the op, its parameters, and its folded constants.
+    keys = [(n.op, repr(n.params) if n.params else "",
+             tuple(x.data.item() if id(x) in folded else None for x in n.inputs)) for n in ops]
+    start_of: dict[int, list[Tensor]] = {}
     periods: dict[int, int] = {}
-    inside: set[int] = set()
-    for n in tape.nodes:
-        if id(n) in folded or id(n) in previous or id(n) not in following:
-            continue
-        chain = [n]  # n starts a chain: follow it forward
-        while id(chain[-1]) in following:
-            chain.append(following[id(chain[-1])])
-        for group, period in _repeats(chain, folded):
+    i = 0
+    while i < len(ops):
+        period, times = _longest_run(ops, keys, position, last_use, folded, i)
+        if times >= 2:
+            group = ops[i:i + period * times]
             start_of[id(group[0])] = group
             periods[id(group[0])] = period
-            inside.update(id(m) for m in group[1:])
-    groups = []
-    for n in tape.nodes:
-        if id(n) in folded or id(n) in inside:
-            continue
-        groups.append(start_of.get(id(n), [n]))
+            i += period * times
+        else:
+            i += 1
+    inside = {id(m) for group in start_of.values() for m in group[1:]}
+    groups = [start_of.get(id(n), [n]) for n in tape.nodes
+              if id(n) not in folded and id(n) not in inside]
     return groups, periods
 
 
-def _signature(n: Tensor, link_slot: int, folded: set[int]) -> tuple:
-    """What makes two chain steps the same: op, params, constants, and the leaves they read.
+def _longest_run(ops: list[Tensor], keys: list[tuple], position: dict[int, int],
+                 last_use: list[int], folded: set[int], start: int) -> tuple[int, int]:
+    """(block length, repetitions) of the run that covers most ops from ``start``."""
+    best = (1, 1)
+    for period in range(1, ROLL_LONGEST + 1):
+        if start + 2 * period > len(ops):
+            break
+        if keys[start] != keys[start + period]:
+            continue  # the usual case, decided without a loop
+        # How many ops from start each have their repeat one block later.
+        q, last = start, len(ops) - period
+        while q < last and keys[q] == keys[q + period] and \
+                _same_step(ops, position, folded, start, q, q + period):
+            q += 1
+        times = (q - start) // period + 1
+        times = _closed_run(ops, last_use, start, period, times)
+        if times >= 2 and period * times > best[0] * best[1]:
+            best = (period, times)
+            if len(ops) - start - period * times < period:
+                break  # no longer block could cover more (a long chain of one op)
+    return best
 
-    The input in ``link_slot`` is the chain itself (the previous step) and is left out.
+
+def _closed_run(ops: list[Tensor], last_use: list[int], start: int, period: int,
+                times: int) -> int:
+    """The most repetitions, at most ``times``, whose inner values stay inside the run.
+
+    Every op of the run but its last must be unnamed and read only by ops of the run.
     """
-    return (n.op, repr(n.params), link_slot,
-            tuple(x.data.item() if id(x) in folded else id(x)
-                  for k, x in enumerate(n.inputs) if x.op is None and k != link_slot))
+    reach = []  # reach[k]: the furthest use of ops[start:start + k + 1] (a name: beyond all)
+    furthest = -1
+    for q in range(start, start + times * period):
+        furthest = max(furthest, last_use[q]) if not ops[q].label else len(ops) + 1
+        reach.append(furthest)
+    while times >= 2:
+        end = start + times * period
+        inner = end - 1 - start   # how many ops come before the run's last
+        if inner == 0 or reach[inner - 1] < end:
+            return times
+        times -= 1
+    return times
 
 
-def chain_slot(n: Tensor, previous: Tensor | None) -> int:
-    """Which input of ``n`` carries the chain (-1 if none)."""
-    for k, x in enumerate(n.inputs):
-        if x is previous:
-            return k
-    return -1
+def _same_step(ops: list[Tensor], position: dict[int, int], folded: set[int], start: int,
+               q: int, r: int) -> bool:
+    """Whether op ``r`` repeats op ``q`` one block later, in a run that begins at ``start``.
+
+    The caller has compared their keys: the same op, parameters and folded
+    constants.  Input by input: the same
+    leaf or op from before the run (a shared weight), two leaves of one shape
+    (each repetition's own input, ``x[t]``), or a value made the same number
+    of ops earlier.  The first repetition may read from before the run what
+    later ones read from the repetition before them (the loop's initial value).
+    """
+    a, b = ops[q], ops[r]
+    period = r - q
+    for x, y in zip(a.inputs, b.inputs):
+        if x is y and position.get(id(x), -1) < start:
+            continue  # a constant, a leaf or a value from before the run, read by both
+        if id(x) in folded:
+            continue  # and so is y, with the same value: the keys say so
+        px, py = position.get(id(x)), position.get(id(y))
+        if py is not None and py >= start:
+            if px is not None and px >= start:
+                if q - px != r - py:
+                    return False
+            elif not (q < start + period and py < start + period):
+                return False  # only the first repetition reads its start from outside
+            continue
+        if px is not None or py is not None:
+            return False      # an op before the run read by one of them only
+        if x.shape != y.shape or x.requires_grad != y.requires_grad:
+            return False      # two leaves, each repetition's own: alike in kind
+    return True
 
 
-def _repeats(chain: list[Tensor], folded: set[int], longest: int = 4
-             ) -> list[tuple[list[Tensor], int]]:
-    """Split ``chain`` into (group, block length): blocks of up to ``longest`` ops repeated
-    twice or more, and single nodes."""
-    # Which input carries the chain, for every node after the first.
-    slots = [chain_slot(n, prev) for prev, n in zip(chain, chain[1:])]
-    sigs: list[tuple | None] = [None] + [_signature(n, k, folded) for n, k in zip(chain[1:], slots)]
+def why_nothing_rolled(tape: Tape, folded: set[int]) -> str:
+    """Why :func:`_roll_runs` found no run, for a note under the diagram."""
+    ops = [n for n in tape.nodes if n.op is not None and id(n) not in folded]
+    if len(ops) < 2:
+        return "--roll: nothing to roll: fewer than two ops"
+    names = [n.op.name for n in ops[:5000]]  # enough to see a loop; bounded work
+    # The block length whose back-to-back repetition (by op names alone, ignoring
+    # parameters, constants and inputs) covers the most ops.
+    best_period, best_cover = 0, 0
+    for period in range(1, min(len(names) // 2, 64) + 1):
+        streak = longest = 0
+        for i in range(len(names) - period):
+            streak = streak + 1 if names[i] == names[i + period] else 0
+            longest = max(longest, streak)
+        if longest >= period and longest + period > best_cover:
+            best_period, best_cover = period, longest + period
+    if best_period > ROLL_LONGEST:
+        return (f"--roll: nothing rolled: the repeated block is {best_period} ops long "
+                f"(at most {ROLL_LONGEST} roll)")
+    if best_period:
+        return ("--roll: nothing rolled: ops repeat, but with other constants or "
+                "parameters, other inputs, or with values named or used after the "
+                "loop (those must stay visible)")
+    return (f"--roll: nothing rolled: no block of up to {ROLL_LONGEST} ops repeats back to "
+            "back (a loop's body does)")
 
-    def signature(k: int, period: int) -> tuple | None:
-        if k:
-            return sigs[k]
-        # The first node's chain input comes from outside; it plays the role its
-        # block-mate one period later plays, so it is read through the same slot.
-        slot = slots[period - 1] if period <= len(slots) else -1
-        inputs = chain[0].inputs
-        if not 0 <= slot < len(inputs) or id(inputs[slot]) in folded:
-            return None  # a constant there would vanish from the box: do not roll it
-        return _signature(chain[0], slot, folded)
 
-    groups = []
-    i = 0
-    while i < len(chain):
-        best_p, best_r = 1, 1
-        for p in range(1, longest + 1):
-            block = [signature(i + j, p) for j in range(min(p, len(chain) - i))]
-            if len(block) < p or None in block:
-                continue
-            r = 1
-            while i + (r + 1) * p <= len(chain) and sigs[i + r * p:i + (r + 1) * p] == block:
-                r += 1
-            if r >= 2 and r * p > best_p * best_r:
-                best_p, best_r = p, r
-        size = best_p * best_r if best_r >= 2 else 1
-        groups.append((chain[i:i + size], best_p if best_r >= 2 else 1))
-        i += size
-    return groups
+# -- grouping by user function call (--group, --collapse) ---------------------------------
+
+
+def _call_path(n: Tensor) -> list[Any]:
+    scope = getattr(n, "scope", None)
+    return scope.path() if scope is not None else []
+
+
+def group_scope(group: list[Tensor], call: Any = None) -> Any:
+    """The innermost call holding every node of ``group`` (a collapsed call: its caller)."""
+    if call is not None:
+        return call.parent
+    paths = [_call_path(n) for n in group]
+    common = paths[0]
+    for path in paths[1:]:
+        k = 0
+        while k < min(len(common), len(path)) and common[k] is path[k]:
+            k += 1
+        common = common[:k]
+    return common[-1] if common else None
+
+
+def _collapsed_call(n: Tensor, names: Sequence[str]) -> Any:
+    """The outermost call of a function in ``names`` that ``n`` was made in, or None."""
+    for call in _call_path(n):
+        if call.name in names or call.qualname in names:
+            return call
+    return None
+
+
+def collapse_calls(groups: list[list[Tensor]], names: Sequence[str]
+                   ) -> tuple[list[list[Tensor]], dict[int, Any]]:
+    """Merge the groups made inside each call of a function in ``names`` into one group.
+
+    A group whose nodes lie in several such calls (a rolled loop over calls) stays as
+    it is.  Returns the groups, in tape order of each one's first node, and for each
+    merged group (by its first node's id) the call it stands for.
+    """
+    merged: dict[int, list[Tensor]] = {}  # id(call) -> its group
+    calls: dict[int, Any] = {}
+    out: list[list[Tensor]] = []
+    for group in groups:
+        owners = {id(c): c for c in (_collapsed_call(n, names) for n in group)}
+        call = next(iter(owners.values())) if len(owners) == 1 else None
+        if call is None:
+            out.append(group)
+            continue
+        if id(call) not in merged:
+            merged[id(call)] = []
+            out.append(merged[id(call)])
+            calls[id(group[0])] = call
+        merged[id(call)].extend(group)
+    return out, calls
+
+
+def _call_formula(group: list[Tensor], call: Any, names: dict[int, str]) -> str:
+    """``linear(x, W1, b1)``: a collapsed call, with the values it read from outside."""
+    inside = {id(n) for n in group}
+    read: dict[int, str] = {}
+    for n in group:
+        for x in n.inputs:
+            if id(x) not in inside and id(x) in names:
+                read.setdefault(id(x), names[id(x)])
+    return f"{call.qualname}({', '.join(read.values())})"
 
 
 def restate(view: GraphView, state: PassState) -> GraphView | None:
