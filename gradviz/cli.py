@@ -61,7 +61,7 @@ its adjoint d(out)/d(node); edges show what flowed back along them.
 \b
 Examples:
   gradviz render "dot(x, x)" -v "x=arange(4)"
-  gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.svg --theme print
+  gradviz render "sum(x * x)" -v x="[1, 2, 3]" -o slide.png --slide --theme print
   gradviz render "norm(X @ w - y) ** 2" -v X="randn(3, 2)" -v w="[1, -1]" \\
       -v y="[0, 1, 2]" --const X --const y --edge-labels jacobian
   gradviz render "y = 2 * torch.dot(x, x)" -v "x=arange(4)"
@@ -115,8 +115,8 @@ def _graph_inputs(command: Any) -> Any:
               default=None, help="Output format (default: from the extension of -o, else svg).")
 @click.option("--renderer", type=click.Choice(["auto", "system", "embedded"]), default="auto",
               show_default=True,
-              help="system: Graphviz's dot program; embedded: Graphviz in WebAssembly "
-                   "(svg, dot, json; no install needed); auto: system if dot is installed.")
+              help="Layout by system: Graphviz's dot program; embedded: Graphviz in "
+                   "WebAssembly (no install needed); auto: system if dot is installed.")
 @click.option("--show", type=click.Choice(["structure", "values", "all"]), default="all",
               show_default=True,
               help="What boxes show: the structure alone (formula before values), "
@@ -130,8 +130,16 @@ def _graph_inputs(command: Any) -> Any:
                                                     "as in the lesson's figures).")
 @click.option("--theme", type=click.Choice(["light", "dark", "print"]), default="light",
               show_default=True, help="Colours: print is grey-scale for paper and projectors.")
-@click.option("--legend/--no-legend", default=True, show_default=True,
-              help="Draw a legend of the node styles.")
+@click.option("--legend/--no-legend", default=None,
+              help="Draw a legend of the node styles (default: yes, except with --slide).")
+@click.option("--slide", is_flag=True,
+              help="Slide preset: large type (legible when fitted to a 1920x1080 slide), "
+                   "compact boxes, no legend; edge labels kept.")
+@click.option("--font-size", type=click.FloatRange(4, 200), default=None, metavar="PT",
+              help="Size of the boxes' text in points (default 11, 22 with --slide); "
+                   "titles and labels scale with it.")
+@click.option("--dpi", type=click.FloatRange(10, 2400), default=192, show_default=True,
+              help="Resolution of PNG output (PNG and PDF are made in-process from the SVG).")
 @click.option("--roll", is_flag=True, help="Roll repeated runs of a loop body of up to 8 ops "
                                            "(b = b * 2, or an RNN cell) into one box marked ×N.")
 @click.option("--group", is_flag=True,
@@ -150,14 +158,16 @@ def _graph_inputs(command: Any) -> Any:
 def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
-                   theme: str, legend: bool, roll: bool, group: bool, collapse: tuple[str, ...],
+                   theme: str, legend: bool | None, slide: bool, font_size: float | None,
+                   dpi: float, roll: bool, group: bool, collapse: tuple[str, ...],
                    max_nodes: int, precision: int, max_elems: int, title: str | None) -> None:
     _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
                               group=group or bool(collapse), collapse=split_names(collapse),
                               precision=precision, max_elems=max_elems,
-                              title=title if title is not None else _title(expr))))
+                              title=title if title is not None else _title(expr),
+                              slide=slide, font_size=font_size), dpi))
 
 
 STEP_HELP = """Step through backpropagation one node at a time.
@@ -234,6 +244,16 @@ def _step(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seque
         err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
     if at == 0:
         raise GradvizError("--at counts from 1 (the first step); -1 is the last")
+    # Options that would be silently ignored together are an error instead.
+    if frames is not None and at is not None:
+        raise GradvizError("--frames writes every step; --at prints one: give one of them")
+    if frames is not None and mode == "forward":
+        raise GradvizError("--frames draws the reverse pass; forward mode prints its sweeps "
+                           "(drop --frames, or --mode forward)")
+    if direction is not None and mode != "forward":
+        raise GradvizError("--direction picks a forward-mode sweep: add --mode forward --wrt NAME")
+    if frames == "-":
+        raise GradvizError("--frames needs a folder (the frames are several files), not '-'")
     k = None if at is None else at - 1 if at > 0 else at
     if mode == "forward":
         from gradviz.stepper.forward import ForwardSession, forward_transcript
@@ -420,7 +440,7 @@ def _run(job: Any) -> None:
 
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
-            options: dict[str, Any]) -> None:
+            options: dict[str, Any], dpi: float = 192.0) -> None:
     from rich.console import Console
     from rich.markup import escape
 
@@ -442,7 +462,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     drawing = draw(output, wrt=loaded.wrt, kept=loaded.kept, **options)
     for warning in drawing.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
-    data = drawing.pipe(out_fmt, chosen)
+    data = drawing.pipe(out_fmt, chosen, dpi)
     if to_stdout:
         sys.stdout.buffer.write(data)
         sys.stdout.flush()

@@ -162,10 +162,19 @@ def build_gallery(rows: list[GalleryRow], root: Path = REPO, out_dir: Path | Non
     return written
 
 
+#: The README's step-by-step slides (gradviz step --frames), redrawn with the gallery.
+STEPS = _command('gradviz step "y = x * x; u = detach(y); z = u * x; sum(z)" -v "x=arange(4)" '
+                 "--frames samples/gallery/steps --renderer embedded")
+
+
 def main() -> None:
     rows = gallery_rows(README.read_text(encoding="utf-8"))
     for path in build_gallery(rows):
         print("wrote", path.relative_to(REPO))
+    result = run(STEPS, REPO)
+    if result.returncode != 0:
+        raise RuntimeError(f"{STEPS.text}\nexit status {result.returncode}\n{result.stderr}")
+    print("wrote samples/gallery/steps")
 
 
 if __name__ == "__main__":

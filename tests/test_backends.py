@@ -116,28 +116,39 @@ def test_auto_falls_back_to_embedded_without_dot(no_dot):
     assert {"alpha", "beta", "gamma"} <= set(texts)
 
 
-@pytest.mark.parametrize("renderer", ["auto", "system", "embedded"])
-@pytest.mark.parametrize("fmt", ["png", "pdf"])
-def test_raster_and_pdf_without_dot_say_what_to_install(no_dot, renderer, fmt):
-    with pytest.raises(RendererUnavailable) as excinfo:
-        backends.render_dot(SIMPLE, fmt, renderer)
-    assert str(excinfo.value) == (
-        f"{fmt.upper()} output needs the Graphviz program `dot`, which is not installed: "
-        "install it (apt-get install graphviz, brew install graphviz, or conda install graphviz) "
-        "or choose -f svg, dot or json."
-    )
+def png_size(png: bytes) -> tuple[int, int]:
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def svg_size_pt(svg: bytes) -> tuple[float, float]:
+    root = ET.fromstring(svg)
+    return float(root.get("width").removesuffix("pt")), float(root.get("height").removesuffix("pt"))
+
+
+@pytest.mark.parametrize("renderer", ["auto", "embedded"])
+def test_png_and_pdf_without_dot(no_dot, renderer):
+    """PNG and PDF are converted from the SVG in-process: no system Graphviz needed."""
+    width, height = svg_size_pt(backends.render_dot(SIMPLE, "svg", renderer))
+    png = backends.render_dot(SIMPLE, "png", renderer)
+    assert png_size(png) == (round(width * 192 / 72), round(height * 192 / 72))
+    assert png_size(backends.render_dot(SIMPLE, "png", renderer, dpi=72)) == \
+        (round(width), round(height))
+    pdf = backends.render_dot(SIMPLE, "pdf", renderer)
+    assert pdf.startswith(b"%PDF-")
+    # Text stays text, in the shipped font, embedded (a subset): not outlines.
+    assert b"DejaVuSansMono" in pdf and b"/FontFile2" in pdf
+
+
+@pytest.mark.parametrize("dpi", [0, -5, 5000, "high", True])
+def test_dpi_is_checked(dpi):
+    with pytest.raises(GradvizValueError, match="dpi must be a number from 10 to 2400"):
+        backends.render_dot(SIMPLE, "png", "embedded", dpi=dpi)
 
 
 def test_system_renderer_without_dot_is_unavailable(no_dot):
     with pytest.raises(RendererUnavailable, match="apt-get install graphviz"):
         backends.resolve_renderer("system", "svg")
-
-
-@needs_dot
-def test_embedded_renderer_refuses_png_even_with_dot():
-    backends.system_available.cache_clear()
-    with pytest.raises(RendererUnavailable, match="embedded renderer cannot write PNG"):
-        backends.render_dot(SIMPLE, "png", "embedded")
 
 
 # --- output of each renderer ---------------------------------------------

@@ -236,6 +236,8 @@ FORMAT_CASES = [
     pytest.param("png", "system", marks=needs_dot),
     pytest.param("pdf", "system", marks=needs_dot),
     ("svg", "embedded"),
+    ("png", "embedded"),
+    ("pdf", "embedded"),
     pytest.param("dot", "system", marks=needs_dot),
     ("dot", "embedded"),
     pytest.param("json", "system", marks=needs_dot),
@@ -283,31 +285,37 @@ def test_svg_to_standard_output_in_a_real_process(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-@needs_dot
-def test_embedded_png_with_dot_installed(tmp_path):
-    out = tmp_path / "g.png"
-    result = cli("render", DOT_EXPR, "-v", "x=arange(4)", "--renderer", "embedded", "-f", "png",
-                 "-o", str(out))
-    err = assert_clean_error(result, "PNG")
-    assert len(error_lines(err)) == 1
-    assert "system renderer" in err  # dot is here: says which renderer can do it
-    assert not out.exists()
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
 
 
-@pytest.mark.parametrize("renderer", ["embedded", "auto"])
+@pytest.mark.parametrize("fmt", ["png", "pdf"])
 @pytest.mark.parametrize("launcher", ["module", "script"])
-def test_png_without_dot_says_what_to_install(tmp_path, renderer, launcher):
+def test_png_and_pdf_without_dot(tmp_path, fmt, launcher):
+    """Right after pip install, with no system Graphviz: PNG and PDF are made in-process."""
     env = env_without_dot(tmp_path)
-    out = tmp_path / "g.png"
-    proc = run(["render", DOT_EXPR, "-v", "x=arange(4)", "--renderer", renderer, "-f", "png",
-                "-o", str(out)], launcher=launcher, env=env, cwd=tmp_path)
-    assert proc.returncode == 2
-    lines = error_lines(proc.stderr.decode())
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error:")
-    assert "apt-get install graphviz" in lines[0]
-    assert "brew install graphviz" in lines[0]
-    assert not out.exists()
+    out = tmp_path / f"g.{fmt}"
+    proc = run(["render", DOT_EXPR, "-v", "x=arange(4)", "-o", str(out)], launcher=launcher,
+               env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert f"({fmt}," in proc.stdout.decode() and "embedded renderer" in proc.stdout.decode()
+    check_format(fmt, out.read_bytes())
+    assert b"Exception ignored" not in proc.stderr
+
+
+def test_dpi_sets_the_png_resolution(tmp_path):
+    svg, low, high = tmp_path / "g.svg", tmp_path / "low.png", tmp_path / "high.png"
+    for target, extra in ((svg, []), (low, ["--dpi", "72"]), (high, [])):
+        result = cli("render", DOT_EXPR, "-v", "x=arange(4)", "--renderer", "embedded",
+                     "-o", str(target), *extra)
+        assert result.exit_code == 0, result.output
+    root = ET.fromstring(svg.read_bytes())
+    width, height = (float(root.get(k).removesuffix("pt")) for k in ("width", "height"))
+    assert png_size(low.read_bytes()) == (round(width), round(height))        # 1 pt = 1 px
+    assert png_size(high.read_bytes()) == (round(width * 192 / 72), round(height * 192 / 72))
+    result = cli("render", DOT_EXPR, "-v", "x=arange(4)", "-o", str(low), "--dpi", "0")
+    assert result.exit_code == 2 and "--dpi" in result.stderr
 
 
 def test_svg_without_dot_uses_the_embedded_renderer(tmp_path):

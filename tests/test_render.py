@@ -758,11 +758,15 @@ def test_jacobian_edge_label_allocates_nothing():
         "J (100000)×(100000,100000): vector by matrix"
 
 
-def test_unavailable_format_writes_nothing(tmp_path):
+@pytest.mark.parametrize("fmt, module", [("png", "resvg_py"), ("pdf", "svglib.svglib")])
+def test_unavailable_format_writes_nothing(tmp_path, monkeypatch, fmt, module):
+    """Without the converter package: a message naming it, and no file."""
+    monkeypatch.setitem(__import__("sys").modules, module, None)  # import fails
     x = gv.arange(4.0, requires_grad=True).name("x")
     y = gv.dot(x, x)
-    target = tmp_path / "g.png"
-    with pytest.raises(RendererUnavailable, match="PNG"):
+    target = tmp_path / f"g.{fmt}"
+    with pytest.raises(RendererUnavailable, match=f"{fmt.upper()} output needs the Python "
+                                                  f"package.*pip install resvg-py svglib"):
         gv.render(y, target, renderer="embedded")
     assert list(tmp_path.iterdir()) == []
 

@@ -247,7 +247,7 @@ def test_the_screen_fits_80_by_24_and_explains_the_step():
     assert "↑ v0 (shared, above)" in screen  # a shared node is drawn once
     assert "pending" in screen and "not reached" in screen
     v.press("?")
-    assert "Reading a step" in _screen(v)
+    assert "A step" in _screen(v) and "Any key closes" in _screen(v)
     v.press("x")  # any key closes the help
     assert "graph" in _screen(v)
     assert v.press("q") is False
@@ -289,15 +289,16 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
     def screen() -> str:
         return tmux("capture-pane", "-p", "-t", session)
 
-    def wait_for(text: str, timeout: float = 30.0) -> str:
+    def wait_for(*texts: str, timeout: float = 30.0) -> str:
+        """The screen once every text is on it (a redraw may be caught half written)."""
         import time
         end = time.time() + timeout
         while time.time() < end:
             shown = screen()
-            if text in shown:
+            if all(t in shown for t in texts):
                 return shown
             time.sleep(0.2)
-        raise AssertionError(f"{text!r} never appeared:\n{screen()}")
+        raise AssertionError(f"{texts!r} never all appeared:\n{screen()}")
 
     tmux("new-session", "-d", "-s", session, "-x", "80", "-y", "24", "bash", "--norc")
     try:
@@ -306,13 +307,11 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
         tmux("send-keys", "-t", session, cmd, "Enter")
         wait_for("step 1/3")
         tmux("send-keys", "-t", session, "n")
-        shown = wait_for("step 2/3")
-        assert "z = u * x" in shown
+        wait_for("step 2/3", "z = u * x")
         tmux("send-keys", "-t", session, "p")
         wait_for("step 1/3")
         tmux("send-keys", "-t", session, "j", "x", "Enter")
-        shown = wait_for("step 3/3")
-        assert "x.grad = [0 1 4 9]" in shown
+        wait_for("step 3/3", "x.grad = [0 1 4 9]", "n/→ next")
         tmux("send-keys", "-t", session, "g")
         wait_for("step 1/3")
         tmux("send-keys", "-t", session, "b", "x", "Enter")
@@ -320,7 +319,7 @@ def test_interactive_stepper_in_a_real_terminal(tmp_path):
         tmux("send-keys", "-t", session, "c")
         wait_for("step 3/3")
         tmux("send-keys", "-t", session, "?")
-        wait_for("Reading a step")
+        wait_for("Any key closes this help")
         tmux("send-keys", "-t", session, "n")
         wait_for("step 3/3")
         tmux("send-keys", "-t", session, "q")
@@ -471,3 +470,99 @@ def test_restyled_frames_equal_views_built_anew(expr, values, consts):
                 assert np.array_equal(a.adjoint, b.adjoint)
         assert [(e.state, e.pruned, e.contribution is None) for e in fast.edges] == \
             [(e.state, e.pruned, e.contribution is None) for e in built.edges]
+
+
+# -- found by review: each of these failed before its fix ------------------------------------
+
+
+def test_frames_refuse_a_users_own_page_and_odd_paths(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("<h1>mine</h1>")
+    result = cli("step", "dot(x, x)", "-v", "x=arange(4)", "--frames", str(site))
+    assert result.exit_code == 2 and "holds other files" in result.stderr
+    assert (site / "index.html").read_text() == "<h1>mine</h1>"
+    long_name = tmp_path / ("a" * 300)
+    proc = subprocess.run([sys.executable, "-m", "gradviz", "step", "dot(x, x)", "-v",
+                           "x=arange(4)", "--frames", str(long_name)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("error:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]  # nothing left behind
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--frames", "out", "--at", "1"], "give one of them"),
+    (["--frames", "out", "--mode", "forward", "--wrt", "x"], "forward mode prints"),
+    (["--direction", "0"], "add --mode forward"),
+    (["--frames", "-"], "needs a folder"),
+])
+def test_options_that_would_be_ignored_are_errors(tmp_path, extra, message):
+    result = CliRunner().invoke(main, ["step", "sum(x * x)", "-v", "x=[1, 2]", *extra])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+
+
+def test_control_characters_in_names_are_shown_as_escapes(tmp_path):
+    script = tmp_path / "evil.py"
+    script.write_text("import gradviz as gv\nx = gv.tensor([1.0, 2.0], requires_grad=True)\n"
+                      "x.label = 'ev\\x1b[31mil\\nname\\x07'\ny = (x * x).sum()\n")
+    result = cli("step", f"{script}:y", "--no-pause")
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "ev\\x1b[31mil\\nname\\x07.grad = [2 4]" in result.stdout
+
+
+def test_constants_keep_their_precision_in_formulas():
+    text = cli("step", "x * 1.0001 + x * 0.99999", "-v", "x=2", "--at", "1").stdout
+    assert "x * 1.0001" in text and "x * 0.99999" in text
+
+
+def test_a_value_saved_twice_is_counted_once():
+    text = cli("step", "dot(x, x)", "-v", "x=[1, 2, 3, 4]", "--at", "-1").stdout
+    assert "16 B freed" in text  # four float32: x is saved twice by dot, held once
+
+
+def test_retain_grad_nodes_say_so_and_get_their_gradient():
+    x = gv.tensor([1.0, 2.0], requires_grad=True).name("x")
+    c = (x * 3.0).name("c")
+    c.retain_grad()
+    y = (c * c).sum().name("y")
+    session = Session(y, retain_graph=True)
+    from gradviz.stepper.text import step_text
+    block = step_text(session, session.find("c"))
+    assert "c keeps its gradient (retain_grad())" in block
+    grads = dict(session.gradients())
+    np.testing.assert_array_equal(grads["c"], 2 * c.data)  # as PyTorch's c.grad
+
+
+def test_big_transcripts_list_only_what_changed():
+    x = gv.tensor(0.5, requires_grad=True).name("x")
+    h = x
+    for _ in range(60):
+        h = gv.tanh(h * 1.01)
+    text = transcript(Session(h, retain_graph=True))
+    blocks = text.split("\n\nstep ")[1:]
+    assert len(blocks) == 121
+    assert all("nodes changed at this step (121 in all" in b for b in blocks)
+    assert max(len(b.splitlines()) for b in blocks) < 20
+
+
+def test_python_at_counts_like_the_cli(capsys):
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    y = gv.dot(x, x).name("y")
+    gv.step(y, at=1)
+    assert capsys.readouterr().out.startswith("step 1 of 2")
+    gv.step(y, at=-1)
+    assert capsys.readouterr().out.startswith("step 2 of 2")
+    with pytest.raises(gv.GradvizError, match="counts from 1"):
+        gv.step(y, at=0)
+
+
+def test_a_shared_node_is_drawn_under_its_live_consumer():
+    from gradviz.stepper.screen import graph_lines
+    x = gv.arange(4.0, requires_grad=True).name("x")
+    z = (gv.detach(x * x).name("u") * x).name("z")
+    s = Session(z.sum(), retain_graph=True)
+    lines = [t.plain for t in graph_lines(s, Formatter(s), s.frame(1), False)[0]]
+    assert lines[-1].startswith("└── ◐ v0 x  x̄=[0 1 4 9]"), lines
+    assert "↑ v0 (shared, below)" in "\n".join(lines)

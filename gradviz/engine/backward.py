@@ -110,21 +110,33 @@ class Step(NamedTuple):
         return tuple((e.input, e.value) for e in self.edges)
 
 
-def saved_bytes(node: Tensor, saved: Any = None) -> Freed:
-    """The bytes of what ``node``'s op saved for backward, split as :class:`Freed` is.
+def saved_arrays(node: Tensor, saved: Any = None) -> list[tuple[np.ndarray, bool]]:
+    """The distinct arrays ``node``'s op saved for backward, each with whether it is an alias.
 
-    A saved array that shares memory with the node's own value or an input's is
-    counted as ``aliased``: the tape keeps those values anyway.
+    An alias shares memory with the node's own value or an input's: the tape
+    keeps those values anyway, so dropping it releases nothing.  An array saved
+    twice (``x * x`` saves ``x`` for both sides) is listed once.
     """
     saved = node.saved if saved is None else saved
     if not saved or node.op is None or not node.op.saves_tensors:
-        return NOTHING_FREED
+        return []
     live = [node.data] + [x.data for x in node.inputs]
-    released = aliased = 0
+    out: list[tuple[np.ndarray, bool]] = []
+    seen: set[int] = set()
     for a in saved:
-        if not isinstance(a, np.ndarray):
-            continue  # a shape, or a Tensor under create_graph (counted where it lives)
-        if any(a is v or np.may_share_memory(a, v) and np.shares_memory(a, v) for v in live):
+        if not isinstance(a, np.ndarray) or id(a) in seen:
+            continue  # a shape, a Tensor under create_graph (counted where it lives), a repeat
+        seen.add(id(a))
+        out.append((a, any(a is v or np.may_share_memory(a, v) and np.shares_memory(a, v)
+                           for v in live)))
+    return out
+
+
+def saved_bytes(node: Tensor, saved: Any = None) -> Freed:
+    """The bytes of what ``node``'s op saved for backward, split as :class:`Freed` is."""
+    released = aliased = 0
+    for a, alias in saved_arrays(node, saved):
+        if alias:
             aliased += a.nbytes
         else:
             released += a.nbytes
@@ -190,8 +202,6 @@ def _rule(op: Any, i: int) -> Any:
     except IndexError:
         raise AutogradError(f"op {op.name!r} has {len(op.vjps)} VJP rules but input {i} "
                             "needs one: give defop one rule per input (None for none)") from None
-
-
 
 
 class BackwardPass:

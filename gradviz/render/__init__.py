@@ -21,8 +21,9 @@ from gradviz.engine.backward import BackwardPass, Step, saved_freed
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizValueError
-from gradviz.render.backends import FORMATS, render_dot
-from gradviz.render.dot import EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip, to_digraph
+from gradviz.render.backends import DEFAULT_DPI, FORMATS, render_dot
+from gradviz.render.dot import (EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip,
+                                slide_style, to_digraph)
 from gradviz.render.files import write_atomic
 from gradviz.render.model import GraphView, PassState, build_view
 from gradviz.render.values import has_nonfinite
@@ -55,8 +56,10 @@ class Drawing:
     def source(self) -> str:
         return self.digraph.source
 
-    def pipe(self, fmt: str = "svg", renderer: str = "auto") -> bytes:
+    def pipe(self, fmt: str = "svg", renderer: str = "auto", dpi: float = DEFAULT_DPI) -> bytes:
         """The diagram in ``fmt``: our DOT source for "dot", else laid out by ``renderer``.
+
+        PNG (at ``dpi``) and PDF are converted from the SVG in-process.
 
         In SVG each box's ``<title>`` carries its tooltip (why it was pruned,
         its full value and adjoint), not only its id, for viewers and screen
@@ -64,7 +67,7 @@ class Drawing:
         """
         if fmt == "dot":
             return self.source.encode("utf-8")
-        data = render_dot(self.source, fmt, renderer)
+        data = render_dot(self.source, fmt, renderer, dpi)
         return _titled(data, self.tooltips) if fmt == "svg" else data
 
     def _repr_svg_(self) -> str:
@@ -141,9 +144,10 @@ def prepare(output: Tensor, *, wrt: Sequence[Tensor] | None = None, backprop: bo
 
 def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "all",
          edge_labels: str = "auto", rankdir: str = "BT", theme: str = "light",
-         legend: bool = True, roll: bool = False, max_nodes: int = 400, precision: int = 4,
+         legend: bool | None = None, roll: bool = False, max_nodes: int = 400, precision: int = 4,
          max_elems: int = 6, title: str | None = None, backprop: bool = True,
-         kept: Any = None, group: bool = False, collapse: Sequence[str] = ()) -> Drawing:
+         kept: Any = None, group: bool = False, collapse: Sequence[str] = (),
+         font_size: float | None = None, slide: bool = False) -> Drawing:
     """Build the diagram of ``output``'s graph.
 
     Args:
@@ -163,6 +167,10 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
         group: draw the boxes made inside each call of a user function as a
             labelled cluster (the ops must have been made inside ``gv.group_calls()``).
         collapse: names of user functions whose every call is drawn as one box.
+        legend: draw the legend of the node styles (default: yes, except on slides).
+        font_size: size of the boxes' text in points (default 11; 22 with ``slide``).
+        slide: the slide preset (``dot.SLIDE``): large type, compact boxes, no
+            legend unless ``legend=True``.
     """
     _check_choice("show", show, SHOW)
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
@@ -178,7 +186,9 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     if group or collapse:
         prepared.notes.extend(_grouping_notes(prepared.tape, collapse))
     style = Style(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(), theme=theme,
-                  legend=legend, precision=precision, max_elems=max_elems, title=title)
+                  legend=legend is not False, precision=precision, max_elems=max_elems,
+                  title=title)
+    style = slide_style(style, slide=slide, font_size=font_size, legend=legend)
     return finish(prepared, prepared.view(roll=roll, max_nodes=max_nodes,
                                           adjoints=show == "all", group=group,
                                           collapse=collapse), style)

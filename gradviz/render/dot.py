@@ -14,6 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from gradviz.engine.backward import CUT_OFF, NOT_REQUESTED
+from gradviz.errors import GradvizValueError
+from gradviz.render.fonts import LAYOUT_FONT
 from gradviz.render.model import (CONSTANT, CURRENT, DONE, ELIDED, LEAF, OP, OUTPUT, PENDING,
                                   PRUNED, UNFLOWED, WAITING, EdgeView, GraphView, NodeView)
 from gradviz.render.values import format_array, format_shape, jacobian_shape
@@ -37,15 +40,17 @@ class Theme:
 
 _BASE = {"shape": "record", "style": "filled,rounded", "penwidth": "1.2"}
 
+# Every text colour below is chosen for a contrast of at least 4.5:1 (WCAG AA) with
+# the background it is drawn on; tests/test_slides.py computes each pair (text_pairs).
 THEMES = {
     "light": Theme(
-        background="white", font="#1f2937", edge="#4b5563", flow="#b91c1c", muted="#9ca3af",
+        background="white", font="#1f2937", edge="#4b5563", flow="#b91c1c", muted="#4b5563",
         styles={
             LEAF: {"fillcolor": "#dbeafe", "color": "#1d4ed8", "penwidth": "2"},
             CONSTANT: {"fillcolor": "#f3f4f6", "color": "#6b7280"},
             OP: {"fillcolor": "#fffbeb", "color": "#b45309"},
             OUTPUT: {"fillcolor": "#dcfce7", "color": "#15803d", "penwidth": "2.5"},
-            PRUNED: {"fillcolor": "#f9fafb", "color": "#9ca3af", "fontcolor": "#9ca3af",
+            PRUNED: {"fillcolor": "#f9fafb", "color": "#9ca3af", "fontcolor": "#4b5563",
                      "style": "filled,rounded,dashed"},
             ELIDED: {"fillcolor": "white", "color": "#6b7280", "style": "rounded,dotted"},
         },
@@ -56,13 +61,13 @@ THEMES = {
             WAITING: {"color": "#9ca3af", "fontcolor": "#4b5563", "fillcolor": "#f9fafb"},
         }),
     "dark": Theme(
-        background="#111827", font="#e5e7eb", edge="#9ca3af", flow="#fca5a5", muted="#6b7280",
+        background="#111827", font="#e5e7eb", edge="#9ca3af", flow="#fca5a5", muted="#9ca3af",
         styles={
             LEAF: {"fillcolor": "#1e3a8a", "color": "#93c5fd", "penwidth": "2"},
             CONSTANT: {"fillcolor": "#374151", "color": "#9ca3af"},
             OP: {"fillcolor": "#422006", "color": "#fbbf24"},
             OUTPUT: {"fillcolor": "#14532d", "color": "#86efac", "penwidth": "2.5"},
-            PRUNED: {"fillcolor": "#1f2937", "color": "#6b7280", "fontcolor": "#6b7280",
+            PRUNED: {"fillcolor": "#1f2937", "color": "#6b7280", "fontcolor": "#9ca3af",
                      "style": "filled,rounded,dashed"},
             ELIDED: {"fillcolor": "#111827", "color": "#9ca3af", "style": "rounded,dotted"},
         },
@@ -72,18 +77,22 @@ THEMES = {
             DONE: {},
             WAITING: {"color": "#6b7280", "fontcolor": "#d1d5db", "fillcolor": "#1f2937"},
         }),
-    # Grey-scale, told apart by line weight and pattern: legible on paper and projectors.
+    # Grey-scale, every kind told apart by its outline alone (corners, pattern, weight),
+    # never by a shade: legible on paper and on washed-out projectors.  (Records
+    # ignore peripheries, so no double line.)
     "print": Theme(
-        background="white", font="black", edge="black", flow="black", muted="#777777",
+        background="white", font="black", edge="black", flow="black", muted="#595959",
         styles={
-            LEAF: {"fillcolor": "#e0e0e0", "color": "black", "penwidth": "2.5"},
-            CONSTANT: {"fillcolor": "white", "color": "black", "style": "rounded"},
-            OP: {"fillcolor": "white", "color": "black"},
-            OUTPUT: {"fillcolor": "#c0c0c0", "color": "black", "penwidth": "2.5",
-                     "peripheries": "2"},
-            PRUNED: {"fillcolor": "white", "color": "#777777", "fontcolor": "#777777",
-                     "style": "rounded,dashed"},
-            ELIDED: {"fillcolor": "white", "color": "black", "style": "rounded,dotted"},
+            LEAF: {"fillcolor": "#e0e0e0", "color": "black", "penwidth": "3"},
+            CONSTANT: {"fillcolor": "white", "color": "black", "style": "filled",
+                       "penwidth": "1"},                                    # square corners
+            OP: {"fillcolor": "white", "color": "black", "penwidth": "1.2"},
+            OUTPUT: {"fillcolor": "#d9d9d9", "color": "black", "style": "filled",
+                     "penwidth": "3.5"},                          # square corners, heaviest
+            PRUNED: {"fillcolor": "white", "color": "#595959", "fontcolor": "#595959",
+                     "style": "filled,rounded,dashed", "penwidth": "1.2"},
+            ELIDED: {"fillcolor": "white", "color": "black", "style": "rounded,dotted",
+                     "penwidth": "1.2"},
         },
         states={
             CURRENT: {"color": "black", "penwidth": "5", "fillcolor": "#d0d0d0"},
@@ -110,7 +119,12 @@ STATE_LEGEND = {
 
 @dataclass(frozen=True)
 class Style:
-    """How to draw: what nodes show, edge labels, layout and theme."""
+    """How to draw: what nodes show, edge labels, layout, theme and type size.
+
+    ``font_size`` is the size of the boxes' text in points; titles, edge labels
+    and the legend scale with it.  ``compact`` boxes leave out the dtype and
+    shape row and put ``grad_fn`` beside the formula (slides).
+    """
 
     show: str = "all"
     edge_labels: str = "auto"
@@ -120,9 +134,44 @@ class Style:
     precision: int = 4
     max_elems: int = 6
     title: str | None = None
-    font: str = "Helvetica"
-    mono: str = "Courier"
+    font_size: float = 11.0
+    compact: bool = False
+    ranksep: float = 0.45        # inches between ranks (an edge label takes a rank of its own)
+    nodesep: float = 0.35        # inches between boxes of a rank
+    field_margin: str | None = None  # inches around each field's text (Graphviz: 0.11,0.055)
+    # All text is laid out as Courier and shown in the shipped monospaced font
+    # (gradviz.render.fonts explains why): one family for titles, boxes and legend.
+    font: str = LAYOUT_FONT
+    mono: str = LAYOUT_FONT
 
+
+#: The --slide preset: type that stays legible when the PNG is fitted to a 1080p
+#: slide, compact boxes, no legend; edge labels kept.
+SLIDE = {"font_size": 22.0, "compact": True, "legend": False, "ranksep": 0.2,
+         "nodesep": 0.3, "field_margin": "0.1,0.04"}
+
+
+def slide_style(style: Style, *, slide: bool = False, font_size: float | None = None,
+                legend: bool | None = None) -> Style:
+    """``style`` with the slide preset applied (if ``slide``), then the explicit choices.
+
+    ``font_size`` and ``legend`` given explicitly win over the preset.
+    """
+    import dataclasses
+
+    changes: dict[str, Any] = dict(SLIDE) if slide else {}
+    if font_size is not None:
+        if isinstance(font_size, bool) or not isinstance(font_size, (int, float)) \
+                or not 4 <= font_size <= 200:
+            raise GradvizValueError(f"font_size must be a number of points from 4 to 200, "
+                                    f"got {font_size!r}")
+        changes["font_size"] = float(font_size)
+    if legend is not None:
+        changes["legend"] = bool(legend)
+    return dataclasses.replace(style, **changes) if changes else style
+
+#: A title is wrapped at this many characters (monospaced), at spaces or after ``;``.
+TITLE_WIDTH = 60
 
 _RECORD_ESCAPES = str.maketrans({ch: "\\" + ch for ch in '\\{}|<>" '} | {"\n": "\\l"})
 
@@ -147,19 +196,52 @@ def _field(text: str) -> str:
     return escape_record(text) + "\\l"
 
 
+def short_reason(v: NodeView) -> str:
+    """Why no gradient reaches a box, in a few words for the box itself.
+
+    The full sentence (``v.reason``) stays in the tooltip; PNG and PDF have no
+    tooltips, so the box says ``no grad: detach()``, ``constant``, ``not in --wrt``...
+    """
+    if not v.reason or v.reason.startswith("unavailable"):  # the adjoint line says so
+        return ""
+    node = v.nodes[-1]
+    if node.op is not None and not node.op.differentiable:
+        return f"no grad: {node.op.name}()"
+    if v.reason == NOT_REQUESTED:
+        return "not in --wrt"
+    if v.reason.startswith("cut off by "):
+        return "cut off: " + v.reason[len("cut off by "):].split(":")[0]
+    if v.reason == CUT_OFF:
+        return "cut off"
+    if node.op is None and not node.requires_grad:
+        return "constant"
+    if getattr(node, "made_without_grad", False):
+        return "no grad: no_grad()"
+    if not node.requires_grad:
+        return "constant"  # computed from constants only
+    return "not reached"
+
+
 def node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None = None) -> str:
     """The record label of a node: title, shape, value, adjoint (by ``style.show``).
 
-    ``adjoint`` replaces the adjoint field's text (frames lay out once with the
-    widest text any step shows, then fill in each step's).
+    A box no gradient reaches says why in a short line of its own.  ``adjoint``
+    replaces the adjoint field's text (frames lay out once with the widest text
+    any step shows, then fill in each step's).
     """
     if v.kind == ELIDED:
         return escape_record(f"… {v.formula} …\nraise --max-nodes, or --roll")
     title = v.name if not v.formula else f"{v.name} = {v.formula}"
-    if v.kind == PRUNED and v.nodes[-1].op is not None and not v.nodes[-1].op.differentiable:
-        title += "   (no gradient)"
-    fields = [escape_record(title) + (f"\\n{escape_record(v.grad_fn)}" if v.grad_fn else "")]
-    fields.append(escape_record(format_shape(v.value)))
+    if style.compact:
+        head = escape_record(title + (f"  {v.grad_fn}" if v.grad_fn else ""))
+    else:
+        head = escape_record(title) + (f"\\n{escape_record(v.grad_fn)}" if v.grad_fn else "")
+    why = short_reason(v)
+    if why:
+        head += "\\n" + escape_record(f"({why})")
+    fields = [head]
+    if not style.compact:
+        fields.append(escape_record(format_shape(v.value)))
     if style.show in ("values", "all"):
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
                                                               style.max_elems), 7)))
@@ -258,14 +340,18 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
     theme = THEMES[style.theme]
     g = _diagram_class()("gradviz")
-    label_lines = [t for t in [style.title] + notes if t]
+    label_lines = [line for t in [style.title] + notes if t for line in wrap_title(t)]
+    sizes = font_sizes(style)
     g.attr(rankdir=style.rankdir, bgcolor=theme.background, fontname=style.font,
-           fontcolor=theme.font, nodesep="0.35", ranksep="0.45", labelloc="t",
-           fontsize="13")
+           fontcolor=theme.font, nodesep=f"{style.nodesep:g}", ranksep=f"{style.ranksep:g}",
+           labelloc="t",
+           fontsize=sizes["title"])
     if label_lines:
         g.attr(label=graphviz.nohtml(escape_text("\n".join(label_lines))))
-    g.attr("node", fontname=style.mono, fontsize="11", fontcolor=theme.font, **_BASE)
-    g.attr("edge", color=theme.edge, fontname=style.mono, fontsize="10",
+    g.attr("node", fontname=style.mono, fontsize=sizes["node"], fontcolor=theme.font, **_BASE)
+    if style.field_margin:
+        g.attr("node", margin=style.field_margin)
+    g.attr("edge", color=theme.edge, fontname=style.mono, fontsize=sizes["edge"],
            fontcolor=theme.flow, arrowsize="0.7")
 
     mode = style.edge_labels
@@ -356,7 +442,8 @@ def _clustered(view: GraphView, lines: dict[str, str], theme: Theme, style: Styl
         out.append(f'{indent}\tlabel="{escape_text(item.label)}" labeljust="l" '
                    f'labelloc="{"b" if style.rankdir == "BT" else "t"}" '
                    f'style="rounded,dashed" color="{theme.muted}" fontcolor="{theme.font}" '
-                   f'fontname="{style.font}" fontsize="11" id="call{k}"\n')
+                   f'fontname="{style.font}" fontsize="{font_sizes(style)["node"]}" '
+                   f'id="call{k}"\n')
         for line in members.get(id(item), []):
             out.append(indent + line)
         for child in children.get(id(item), []):
@@ -368,24 +455,85 @@ def _clustered(view: GraphView, lines: dict[str, str], theme: Theme, style: Styl
     return out
 
 
+def font_sizes(style: Style) -> dict[str, str]:
+    """Point sizes of the title, boxes, edge labels and legend, from ``style.font_size``."""
+    base = float(style.font_size)
+
+    def size(ratio: float) -> str:
+        return f"{base * ratio:.4g}"
+
+    return {"title": size(13 / 11), "node": size(1), "edge": size(10 / 11),
+            "legend": size(10 / 11), "legend_title": size(1)}
+
+
+def wrap_title(text: str, width: int = TITLE_WIDTH) -> list[str]:
+    """The lines of a title: each at most ``width`` characters, broken after ``;`` or at spaces.
+
+    A long formula would otherwise widen the canvas well past the graph (or,
+    measured in another font, run off it).
+    """
+    import textwrap
+
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        parts = [p.strip() for p in paragraph.split(";")]
+        statements = [p + ";" for p in parts[:-1]] + [parts[-1]]
+        current = ""
+        for stmt in statements:
+            candidate = f"{current} {stmt}".strip()
+            if len(candidate) <= width:
+                current = candidate
+                continue
+            if current:
+                lines.append(current)
+            pieces = textwrap.wrap(stmt, width, break_on_hyphens=False) or [""]
+            lines.extend(pieces[:-1])
+            current = pieces[-1]
+        lines.append(current)
+    return lines
+
+
+def text_pairs(theme: Theme) -> list[tuple[str, str, str]]:
+    """Every (what, text colour, background colour) pair a diagram in ``theme`` can draw.
+
+    A box's background is its fill when its style says ``filled``, else the
+    graph's background; titles, legend notes and edge labels are drawn on the
+    graph's background.
+    """
+    pairs = [("title", theme.font, theme.background),
+             ("edge label", theme.flow, theme.background),
+             ("pruned edge label", theme.muted, theme.background)]
+    # A box's look: its kind's attributes, with a stepper state's laid over them.
+    looks = [(f"{kind} box", attrs) for kind, attrs in theme.styles.items()]
+    looks += [(f"{kind} box, {state}", {**attrs, **over})
+              for state, over in theme.states.items()
+              for kind, attrs in theme.styles.items()]
+    for what, attrs in looks:
+        style = attrs.get("style", _BASE["style"])
+        fill = attrs.get("fillcolor", theme.background) if "filled" in style else theme.background
+        pairs.append((what, attrs.get("fontcolor", theme.font), fill))
+    return pairs
+
+
 def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> None:
     import graphviz
 
+    sizes = font_sizes(style)
     kinds = [k for k in (LEAF, CONSTANT, OP, OUTPUT, PRUNED) if any(v.kind == k for v in view.nodes)]
     with g.subgraph(name="cluster_legend") as c:
         c.attr(label="legend", fontcolor=theme.font, color=theme.muted, style="rounded,dashed",
-               fontname=style.font, fontsize="11", rank="same")
+               fontname=style.font, fontsize=sizes["legend_title"], rank="same")
         for k in kinds:
             attrs = dict(theme.styles[k])
-            attrs.update(shape="box", fontname=style.font, fontsize="10", margin="0.08,0.03",
-                         height="0.3")
+            attrs.update(shape="box", fontname=style.font, fontsize=sizes["legend"],
+                         margin="0.08,0.03", height="0.3")
             c.node(f"legend_{k}", escape_text(LEGEND[k]), id=f"legend_{k}", **attrs)
         states = [s for s in STATE_LEGEND if any(v.state == s for v in view.nodes)]
         for state in states:
             attrs = dict(theme.styles[OP])
             attrs.update(theme.states[state])
-            attrs.update(shape="box", fontname=style.font, fontsize="10", margin="0.08,0.03",
-                         height="0.3")
+            attrs.update(shape="box", fontname=style.font, fontsize=sizes["legend"],
+                         margin="0.08,0.03", height="0.3")
             c.node(f"legend_{state}", escape_text(STATE_LEGEND[state]), id=f"legend_{state}",
                    **attrs)
         notes = []
@@ -401,5 +549,5 @@ def _legend(g: Any, view: GraphView, theme: Theme, style: Style, mode: str) -> N
             notes.append("Σn: summed over the n steps of a rolled box")
         notes.append("dashed: pruned, no gradient flows")
         c.node("legend_notes", graphviz.nohtml(escape_text("\n".join(notes))), shape="plaintext",
-               fontname=style.font, fontsize="10", fontcolor=theme.font, id="legend_notes",
+               fontname=style.font, fontsize=sizes["legend"], fontcolor=theme.font, id="legend_notes",
                style="")

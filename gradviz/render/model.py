@@ -19,7 +19,7 @@ import numpy as np
 from gradviz.engine.backward import Step
 from gradviz.engine.tape import Tape, prune_reason
 from gradviz.engine.tensor import Tensor
-from gradviz.render.values import format_array
+from gradviz.render.values import exact_number
 
 # Node kinds, each with its own style and legend entry.
 LEAF, CONSTANT, OP, OUTPUT, PRUNED = "leaf", "constant", "op", "output", "pruned"
@@ -211,7 +211,7 @@ def _precedence(n: Tensor) -> int:
 
 
 def _const_text(t: Tensor) -> str:
-    return format_array(t.data, 4) if t.data.ndim == 0 else "const"
+    return exact_number(t.data) if t.data.ndim == 0 else "const"
 
 
 def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
@@ -277,7 +277,8 @@ def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
         formula = _formula(group[0], names) if len(group) == 1 else \
             _call_formula(group, call, names) if call is not None else \
             _run_formula(group, periods.get(id(group[0]), 1), names)
-        grad_fn = "" if last.op is None else last.op.backward_name(last)
+        # As PyTorch's grad_fn: None for what no gradient flows through (detach(), constants).
+        grad_fn = "" if last.op is None or not last.requires_grad else last.op.backward_name(last)
         if last.is_leaf and last.requires_grad:
             grad_fn = "AccumulateGrad"
         adjoint = None

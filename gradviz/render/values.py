@@ -47,6 +47,20 @@ def _row(values: np.ndarray, precision: int, max_elems: int) -> str:
     return "[" + " ".join(cells) + "]"
 
 
+def exact_number(a: np.ndarray) -> str:
+    """A scalar in the fewest digits that give it back in its own dtype.
+
+    For constants written inside formulas (``x * 0.99999``): they are part of
+    the formula, so they are never rounded to the display precision.
+    """
+    v = np.asarray(a)[()]
+    if isinstance(v, np.floating):
+        if v == 0 or not np.isfinite(v) or 1e-4 <= abs(v) < 1e16:
+            return np.format_float_positional(v, trim="-")
+        return np.format_float_scientific(v, trim="-")
+    return _number(v, 20)
+
+
 def format_array(a: np.ndarray, precision: int = 4, max_elems: int = 6) -> str:
     """Compact text for ``a``: a scalar, a row, or one line per matrix row.
 

@@ -12,6 +12,7 @@ import sys
 from typing import Any, Sequence
 
 from gradviz.engine.tensor import Tensor
+from gradviz.errors import GradvizError
 from gradviz.stepper.session import Session
 from gradviz.stepper.text import Formatter, step_text, transcript
 
@@ -32,14 +33,17 @@ def step(output: Tensor, *, wrt: Sequence[Tensor] | None = None, interactive: bo
 
     In a terminal it opens the interactive stepper; elsewhere (a notebook, a
     pipe) it prints the transcript, every step in order.  ``at`` prints that
-    step alone (negative counts from the end).  ``retain_graph`` (default True
+    step alone, counted as the transcript numbers them: 1 is the first, -1 the
+    last (as ``gradviz step --at``).  ``retain_graph`` (default True
     from Python, so your graph stays usable) keeps the saved values; False
     frees them as the pass goes, as ``backward()`` does.  Returns the session.
     """
     session = Session(output, wrt=wrt, retain_graph=retain_graph, kept=kept)
     fmt = Formatter(session, precision, max_elems)
     if at is not None:
-        print(step_text(session, at, fmt))
+        if at == 0:
+            raise GradvizError("at counts from 1 (the first step); -1 is the last")
+        print(step_text(session, at - 1 if at > 0 else at, fmt))
         return session
     if interactive is None:
         interactive = _is_terminal()

@@ -10,6 +10,7 @@ mode's one, and checks that both give the same derivatives.
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizError
 from gradviz.render.values import format_array
+from gradviz.stepper.text import one_line
 
 
 class ForwardSession:
@@ -56,11 +58,13 @@ class ForwardSession:
             raise GradvizError(f"no step {k + 1 if k >= 0 else k}: forward mode has {n} steps here")
         k %= n
         j, step = self.flat[k]
-        fmt = lambda a: " / ".join(format_array(np.asarray(a), precision, max_elems).split("\n"))
+        def fmt(a: Any) -> str:
+            return one_line(a, precision, max_elems)
+
         node = step.node
         name = self.name(node)
         xname = self.name(self.x)
-        dot = lambda s: s[0] + "\u0307" + s[1:]  # ẏ: the tangent d(node)/d(x[j])
+        dot = tangent_name
         what = f"{name} = {node.op.format([self.name(i) for i in node.inputs], node.params)}" \
             if node.op is not None else f"{name} (input)"
         lines = [f"sweep {self.directions.index(j) + 1} of {len(self.directions)} "
@@ -101,13 +105,19 @@ class ForwardSession:
         return np.zeros_like(self.x.data) if g is None else np.asarray(g)
 
 
+def tangent_name(name: str) -> str:
+    """``ẋ``: the tangent of ``name``, d(name)/d(x[j]) for the sweep's direction j."""
+    return unicodedata.normalize("NFC", name[0] + "\u0307" + name[1:])
+
+
 def forward_transcript(session: ForwardSession, precision: int = 4, max_elems: int = 6) -> str:
     xname = session.name(session.x)
     oname = session.name(session.output)
     blocks = [f"forward accumulation of {oname} with respect to {xname}: "
               f"{len(session.directions)} sweep(s), one per component of {xname}; "
               "tangents flow from the input up to the output.\n"
-              "ẏ is the tangent of y: dy/dx[j] for the sweep's direction j."]
+              f"A dot marks a tangent: {tangent_name(oname)} is d{oname}/d{xname}[j] for the "
+              "sweep's direction j."]
     blocks += [session.step_text(k, precision, max_elems) for k in range(len(session))]
     totals = session.totals()
     lines = ["done:"]

@@ -19,14 +19,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from gradviz.errors import GradvizError
 from gradviz.render import finish
 from gradviz.render.dot import (AUTO_EDGE_LABEL_LIMIT, THEMES, Style, adjoint_text, edge_label,
-                                node_tooltip, to_digraph)
+                                node_tooltip, to_digraph, wrap_title)
 from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView, restate
 from gradviz.stepper.session import Session
+from gradviz.stepper.text import one_line
 
 SVG = "http://www.w3.org/2000/svg"
 XLINK = "http://www.w3.org/1999/xlink"
@@ -44,7 +43,7 @@ def frame_name(i: int) -> str:
     return _FRAME_FILE.format(i)
 
 
-def captions(session: Session) -> list[str]:
+def captions(session: Session, precision: int = 4, max_elems: int = 6) -> list[str]:
     """One line per frame: what this step does; the last frame is the finished pass."""
     out = []
     for step in session.steps:
@@ -55,15 +54,10 @@ def captions(session: Session) -> list[str]:
                 else "")
         out.append(f"step {step.index + 1} of {len(session)} · {session.equation(node)}{what}")
     grads = ", ".join(f"{label}.grad = " + ("None" if g is None else
-                                             " ".join(_one_line(g).split()))
+                                             one_line(g, precision, max_elems))
                       for label, g in session.gradients())
     out.append(f"done: {grads}")
     return out
-
-
-def _one_line(a: Any) -> str:
-    from gradviz.render.values import format_array
-    return " / ".join(format_array(np.asarray(a), 4, 6).split("\n"))
 
 
 def _widest(texts: list[str]) -> str:
@@ -85,10 +79,14 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     views: list[GraphView] = [first]
     for k in list(range(1, n)) + [None]:  # the same boxes restyled, when nothing is rolled
         views.append(restate(first, prepared.state(k)) or prepared.view(k))
-    texts = captions(session)
+    texts = captions(session, precision, max_elems)
+    # Captions are wrapped as titles are; the layout holds, line by line, the widest.
+    wrapped = [wrap_title(t) for t in texts]
+    widest = [max((w[i] for w in wrapped if i < len(w)), key=len)
+              for i in range(max(len(w) for w in wrapped))]
     # Edge labels as render draws them: contributions up to 60 boxes, none beyond.
     style = Style(theme=theme, precision=precision, max_elems=max_elems,
-                  title=max(texts, key=len))
+                  title="\n".join(widest))
     labels = "contribution" if len(views[-1].nodes) <= AUTO_EDGE_LABEL_LIMIT else "none"
     # Lay out once: the first view (it has every step state in its legend), each box
     # holding the widest adjoint text of any frame, every edge the label it ends with.
@@ -102,7 +100,8 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
     drawing.digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
                                  drawing.tooltips,
                                  {k: _widest(t) for k, t in adjoint_texts.items()})
-    template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name)
+    template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name,
+                         len(widest))
     frames = []
     palette = THEMES[theme]
     for i, (view, caption) in enumerate(zip(views, texts)):
@@ -119,15 +118,15 @@ class _Template:
     no tree is copied or serialised again per frame.
     """
 
-    def __init__(self, root: ET.Element, output_name: str) -> None:
+    def __init__(self, root: ET.Element, output_name: str, caption_lines: int = 1) -> None:
         self.output_name = output_name
         self._texts: dict[tuple, tuple[str, list[str]]] = {}
         self._slots: list[tuple[ET.Element, str | None]] = []
         self.nodes: dict[str, dict[str, list[int]]] = {}
         self.edges: dict[str, dict[str, list[int]]] = {}
         graph = root.find(f"{{{SVG}}}g")
-        caption = graph.find(_TEXT) if graph is not None else None
-        self.caption = self._slot(caption, None) if caption is not None else None
+        lines = graph.findall(_TEXT)[:caption_lines] if graph is not None else []
+        self.caption = [self._slot(line, None) for line in lines]
         for g in root.iter(f"{{{SVG}}}g"):
             cls = g.get("class")
             if cls == "node" and not g.get("id", "").startswith("legend"):
@@ -164,7 +163,7 @@ class _Template:
         self_name = None
         for el, t in zip(head, texts):
             slots["font"].append(self._slot(el, "fill"))
-            if t.startswith(f"∂{self.output_name}/∂"):
+            if self_name is None and t.startswith("∂") and "/∂" in t:  # the adjoint field
                 self_name = t
             if self_name is not None:
                 slots["texts"].append(self._slot(el, None))
@@ -191,8 +190,10 @@ class _Template:
              labels: str) -> bytes:
         """This frame's SVG: the template with ``view``'s styles and texts."""
         values = [""] * len(self._slots)
-        if self.caption is not None:
-            values[self.caption] = caption
+        lines = wrap_title(caption)
+        for j, k in enumerate(self.caption):
+            values[k] = (" ".join(lines[j:]) if j == len(self.caption) - 1 else lines[j]) \
+                if j < len(lines) else ""
         for v in view.nodes:
             slots = self.nodes.get(v.id)
             if slots is not None:
@@ -322,14 +323,26 @@ def index_html(count: int, texts: list[str], title: str, theme: str) -> str:
                         captions=json.dumps(texts).replace("</", "<\\/"))
 
 
+MARKER = ".gradviz-frames"  # written into every export: only those are ever replaced
+
+
 def _replaceable(path: Path) -> bool:
-    """Whether ``path`` may be replaced: missing, empty, or a previous export of ours."""
+    """Whether ``path`` may be replaced: missing, empty, or a previous export of ours.
+
+    A previous export is recognised by the marker file gradviz writes into it,
+    and holds nothing else than what gradviz wrote: a user's own ``index.html``
+    is never taken for one.
+    """
     if not path.exists():
         return True
     if not path.is_dir():
         return False
-    names = [p.name for p in path.iterdir()]
-    return all(n == "index.html" or (n.startswith("step-") and n.endswith(".svg")) for n in names)
+    names = {p.name for p in path.iterdir()}
+    if not names:
+        return True
+    return MARKER in names and all(
+        n in (MARKER, "index.html") or (n.startswith("step-") and n.endswith(".svg"))
+        for n in names)
 
 
 def write_frames(session: Session, directory: str | os.PathLike, *, theme: str = "light",
@@ -342,12 +355,15 @@ def write_frames(session: Session, directory: str | os.PathLike, *, theme: str =
     replaced only if it is empty or holds a previous export.
     """
     target = Path(directory)
-    if not _replaceable(target):
-        raise GradvizError(f"{target} exists and holds other files: give --frames a new or "
-                           "empty folder (a previous export there is replaced)")
-    parent = target.resolve().parent
-    if not parent.is_dir():
-        raise GradvizError(f"no folder {parent} to write {target.name} in")
+    try:
+        if not _replaceable(target):
+            raise GradvizError(f"{target} exists and holds other files: give --frames a new "
+                               "or empty folder (a previous export there is replaced)")
+        parent = target.resolve().parent
+        if not parent.is_dir():
+            raise GradvizError(f"no folder {parent} to write {target.name} in")
+    except OSError as exc:
+        raise GradvizError(f"cannot use {target} for frames: {exc.strerror or exc}") from None
     count = len(session) + 1
     if console is not None:
         from rich.progress import Progress
@@ -359,24 +375,29 @@ def write_frames(session: Session, directory: str | os.PathLike, *, theme: str =
     else:
         frames = render_frames(session, theme=theme, renderer=renderer, precision=precision,
                                max_elems=max_elems)
-    texts = captions(session)
+    texts = captions(session, precision, max_elems)
     try:
-        work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent))
+        work = Path(tempfile.mkdtemp(prefix=".gradviz-frames.", dir=parent))
     except OSError as exc:
-        raise GradvizError(f"cannot write in {parent}: {exc.strerror}") from None
+        raise GradvizError(f"cannot write in {parent}: {exc.strerror or exc}") from None
     try:
         for i, data in enumerate(frames):
             (work / frame_name(i)).write_bytes(data)
         title = f"gradviz step: {session.equation(session.output)}"
         (work / "index.html").write_text(index_html(count, texts, title, theme), encoding="utf-8")
+        (work / MARKER).write_text("frames written by gradviz step --frames; the folder is "
+                                   "replaced by the next export\n", encoding="utf-8")
         os.chmod(work, 0o755)
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=parent))
-            os.rename(target, old / target.name)
+            old = Path(tempfile.mkdtemp(prefix=".gradviz-frames.old.", dir=parent))
+            os.rename(target, old / "previous")
             os.rename(work, target)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.rename(work, target)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise GradvizError(f"cannot write frames into {target}: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -32,30 +32,21 @@ CHAIN = "↳ "
 TREE_LIMIT = 60
 
 KEYS = "n/→ next  p/← back  g/G ends  j jump  b break  c continue  ? help  q quit"
-HELP = """[bold]Keys[/]
-  n, space, Enter, →   next step
-  p, ←                 previous step (recorded: nothing is recomputed)
-  g / G                first / last step
-  j NODE Enter         jump to the step of a node (its id, v3, or its name)
-  b NODE Enter         set or clear a breakpoint at a node
-  c                    continue to the next breakpoint (or the end)
-  f                    graph shows forward values / adjoints
-  ?                    this help (any key closes it)
-  q, Ctrl-C            quit
-
-[bold]Reading a step[/]
-  The current node received its adjoint x̄ = ∂out/∂x complete (every node that
-  uses it has been visited).  For each input it multiplies that adjoint by the
-  local derivative and adds the result into the input's adjoint.  An input used
-  twice receives two contributions that add up.
-
-[bold]Memory[/]  saved values are freed as the pass goes (retain_graph=False); the
-  tape keeps every forward value for display, so freeing a saved value that is
-  one of them releases nothing: "released" counts what was really given back.
-
-[bold]Marks[/]  ▶ current  ✓ done  ◐ pending (partial adjoint, waits for its other
-  consumers; "ready" once all have sent theirs)  · not reached yet  ✗ pruned (no
-  gradient flows: see the reason)"""
+HELP = """[bold]Keys[/]  n space Enter →  next step      p ←  previous (recorded, not rerun)
+      g / G  first / last step        j NODE Enter  jump to a node's step
+      b NODE Enter  breakpoint on/off  c  continue to the next breakpoint
+      f  graph shows values/adjoints   ?  this help      q Ctrl-C  quit
+[bold]A step[/]  The current node has received its whole adjoint x̄ = ∂out/∂x:
+  every node that uses it was visited before.  For each input it multiplies
+  x̄ by the local derivative and adds the result into the input's adjoint;
+  an input used twice gets two contributions that add up.
+[bold]Marks[/]  ▶ current  ✓ done  ◐ pending: has an adjoint so far, not visited
+  yet (the table says "ready" once every consumer has sent its share)
+  · not reached yet  ✗ pruned: no gradient flows (the table says why)
+[bold]Memory[/]  saved values are freed as the pass goes; the tape keeps every
+  forward value for display, so freeing one of those releases nothing:
+  "released" counts what was really given back.
+Any key closes this help."""
 
 
 class Viewer:
@@ -288,14 +279,18 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
         focus = next((i for i, r in enumerate(ordered) if r.status == CURRENT), 0)
         return _LazyLines(ordered, lambda r: _node_text(session, fmt, frame, r, show_values,
                                                         breakpoints)), focus
+    # A node shared by a pruned branch and a live one is drawn under the live one: the
+    # detach lesson's x belongs under z = u * x, not under the detached y = x * x.
+    live = {id(r.node) for r in frame.rows if r.status != PRUNED}
     shown: set[int] = set()
-    stack: list[tuple[Any, str, str]] = [(session.output, "", "")]
+    stack: list[tuple[Any, str, str, bool]] = [(session.output, "", "", False)]
     while stack:
-        node, lead, branch = stack.pop()
+        node, lead, branch, dead = stack.pop()
         row = rows[id(node)]
-        if id(node) in shown:
+        if id(node) in shown or dead and id(node) in live:
             ref = Text(f"{lead}{branch}↑ {row.id}", style="dim")
-            ref.append(" (shared, above)", style="dim italic")
+            ref.append(" (shared, above)" if id(node) in shown else " (shared, below)",
+                       style="dim italic")
             ref.no_wrap = True
             ref.overflow = "ellipsis"
             lines.append(ref)
@@ -309,15 +304,16 @@ def graph_lines(session: Session, fmt: Formatter, frame: Frame, show_values: boo
         line.overflow = "ellipsis"
         lines.append(line)
         inputs = [x for x in node.inputs if id(x) in rows]
+        below_dead = dead or row.status == PRUNED
         if branch in ("", CHAIN):  # the root, or a link of a chain: its inputs stay in line
             child_lead = lead
         else:
             child_lead = lead + ("    " if branch == "└── " else "│   ")
         if len(inputs) == 1:  # a chain (b = b * 2 in a loop) goes down, not ever further right
-            stack.append((inputs[0], child_lead, CHAIN))
+            stack.append((inputs[0], child_lead, CHAIN, below_dead))
             continue
         for i, x in reversed(list(enumerate(inputs))):
-            stack.append((x, child_lead, "└── " if i == len(inputs) - 1 else "├── "))
+            stack.append((x, child_lead, "└── " if i == len(inputs) - 1 else "├── ", below_dead))
     return lines, focus
 
 

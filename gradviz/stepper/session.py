@@ -15,11 +15,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gradviz.engine.backward import Step, saved_bytes, saved_freed
+from gradviz.engine.backward import Step, saved_arrays, saved_freed
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizError
 from gradviz.render import Prepared, prepare
-from gradviz.render.values import format_array, format_shape
+from gradviz.render.values import exact_number, format_shape
 
 # A node's status as of a step (the table's last column and the graph's marks).
 DONE, CURRENT, PENDING, NOT_REACHED, PRUNED = "done", "current", "pending", "not reached", "pruned"
@@ -100,11 +100,12 @@ class Session:
         self.output = output
         self.retain_graph = retain_graph
         kept = kept or {}
-        # Measured before the pass frees anything.
+        # What every node saved, measured before the pass frees anything.
         from gradviz.engine.tape import Tape
         nodes = Tape(output).nodes
-        self._held = {id(n): saved_bytes(n, kept[id(n)][1] if saved_freed(n) and id(n) in kept
-                                         else None) for n in nodes if n.requires_grad}
+        self.from_kept = any(saved_freed(n) and id(n) in kept for n in nodes)
+        saved = {id(n): saved_arrays(n, kept[id(n)][1] if saved_freed(n) and id(n) in kept
+                                     else None) for n in nodes if n.requires_grad}
         self.prepared: Prepared = prepare(output, wrt=wrt, retain_graph=retain_graph,
                                           record=True, kept=kept)
         if self.prepared.steps is None:
@@ -119,8 +120,8 @@ class Session:
         self.folded = {id(n) for n in self.tape.nodes
                        if n.op is None and not n.requires_grad and n.data.ndim == 0
                        and n.label is None and n is not output}
-        self.names = {id(n): self.tape.name(n) if id(n) not in self.folded else _constant_text(n)
-                      for n in self.tape.nodes}
+        self.names = {id(n): printable(self.tape.name(n)) if id(n) not in self.folded
+                      else _constant_text(n) for n in self.tape.nodes}
         self._formulas: dict[int, str] = {}
         # The last step that sends each node a contribution: after it, its adjoint is complete.
         self._last_feed: dict[int, int] = {}
@@ -129,11 +130,29 @@ class Session:
                 if e.value is not None:
                     self._last_feed[id(e.input)] = k
         self.inputs = [n for n in self.tape.nodes if self._is_grad_input(n, wrt)]
+        self._memory_plan(saved)
 
     def _is_grad_input(self, n: Tensor, wrt: Sequence[Tensor] | None) -> bool:
+        """A node whose .grad backward() fills: an input asked for, a leaf, a retain_grad()."""
         if wrt:
             return any(n is w for w in wrt)
-        return n.is_leaf and n.requires_grad
+        return n.is_leaf and n.requires_grad or n.retains_grad
+
+    def _memory_plan(self, saved: dict[int, list]) -> None:
+        """When each distinct saved array is let go: at the step of the last node holding it.
+
+        An array saved by several nodes (x in x * x, or in two products) counts once.
+        """
+        visit = {id(s.node): k for k, s in enumerate(self.steps)}
+        arrays: dict[int, tuple[int, bool, float]] = {}  # id -> (bytes, alias, step freed)
+        for node_id, held in saved.items():
+            for a, alias in held:
+                at = visit.get(node_id, float("inf"))
+                if self.retain_graph:
+                    at = float("inf")
+                prev = arrays.get(id(a))
+                arrays[id(a)] = (a.nbytes, alias, at if prev is None else max(prev[2], at))
+        self._arrays = list(arrays.values())
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -187,8 +206,8 @@ class Session:
         """What the screen shows at step ``k`` (0-based; negative counts from the end)."""
         n = len(self.steps)
         if not -n <= k < n:
-            raise GradvizError(f"no step {k}: this pass has steps 0 to {n - 1} "
-                               f"(or -{n} to -1 from the end)")
+            raise GradvizError(f"no step {k + 1 if k >= 0 else k}: this pass has {n} steps "
+                               f"(1 to {n}, or -1 to -{n} from the end)")
         k %= n
         step = self.steps[k]
         adjoints = self.history.adjoints_at(k)
@@ -239,11 +258,15 @@ class Session:
         return out
 
     def _memory(self, k: int) -> Memory:
-        freed_r = sum(s.freed.released for s in self.steps[:k + 1])
-        freed_a = sum(s.freed.aliased for s in self.steps[:k + 1])
-        total_r = sum(b.released for b in self._held.values())
-        total_a = sum(b.aliased for b in self._held.values())
-        return Memory(total_r - freed_r, total_a - freed_a, freed_r, freed_a, self.retain_graph)
+        held_r = held_a = freed_r = freed_a = 0
+        for nbytes, alias, at in self._arrays:
+            if at <= k:
+                freed_a, freed_r = (freed_a + nbytes, freed_r) if alias else \
+                    (freed_a, freed_r + nbytes)
+            else:
+                held_a, held_r = (held_a + nbytes, held_r) if alias else \
+                    (held_a, held_r + nbytes)
+        return Memory(held_r, held_a, freed_r, freed_a, self.retain_graph)
 
     def gradients(self) -> list[tuple[str, Any]]:
         """Each input's gradient at the end: what ``backward()`` leaves in ``.grad``."""
@@ -259,4 +282,13 @@ def _jacobian(out_shape: tuple, in_shape: tuple) -> str:
 
 
 def _constant_text(t: Tensor) -> str:
-    return format_array(t.data, 4) if t.data.ndim == 0 else f"const{format_shape(t.data)}"
+    """A constant inside a formula, to full float32 precision: ``x * 1.0001``, not ``x * 1``."""
+    return exact_number(t.data) if t.data.ndim == 0 else f"const{format_shape(t.data)}"
+
+
+def printable(name: str) -> str:
+    """``name`` with control characters written as escapes: a label must not move the cursor."""
+    if name.isprintable():
+        return name
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in name)

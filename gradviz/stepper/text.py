@@ -24,6 +24,12 @@ STATUS_TEXT = {
 }
 
 
+def one_line(a: Any, precision: int = 4, max_elems: int = 6) -> str:
+    """An array on one line, as the boxes write it: a matrix's rows separated by ``;``."""
+    return "; ".join(row.strip() for row in
+                     format_array(np.asarray(a), precision, max_elems).split("\n"))
+
+
 class Formatter:
     """Numbers and names as the stepper writes them (``precision``, ``max_elems`` as render's)."""
 
@@ -37,7 +43,7 @@ class Formatter:
         return format_array(np.asarray(a), self.precision, self.max_elems)
 
     def one_line(self, a: Any) -> str:
-        return " / ".join(self.array(a).split("\n"))
+        return one_line(a, self.precision, self.max_elems)
 
     @staticmethod
     def bar(name: str) -> str:
@@ -93,8 +99,14 @@ def _table(rows: list[list[str]], indent: str = "    ") -> list[str]:
     return lines
 
 
-def step_text(session: Session, k: int, fmt: Formatter | None = None) -> str:
-    """The transcript block of step ``k``."""
+#: Above this many nodes a transcript step lists only the rows that changed: the whole
+#: table at every step would make the transcript grow with the square of the graph.
+FULL_TABLE_LIMIT = 40
+
+
+def step_text(session: Session, k: int, fmt: Formatter | None = None,
+              full_table: bool = True) -> str:
+    """The transcript block of step ``k`` (0-based; negative counts from the end)."""
     fmt = fmt or Formatter(session)
     frame = session.frame(k)
     step = frame.step
@@ -132,11 +144,18 @@ def step_text(session: Session, k: int, fmt: Formatter | None = None) -> str:
                      f"{name}.grad")
     else:
         lines.append(f"  {name} has no inputs that need a gradient")
+    if step.into_grad and frame.edges:  # retain_grad(), or an input asked for by name
+        lines.append(f"  {name} keeps its gradient (retain_grad()): its adjoint also goes "
+                     f"into {name}.grad")
     newly = [session.name(x) for x in step.reached]
     if newly:
         lines.append(f"  reached for the first time: {', '.join(newly)}")
     table = [["id", "name", "op", "value", "adjoint so far", "status"]]
-    for row in frame.rows:
+    rows = frame.rows
+    if not full_table and len(rows) > FULL_TABLE_LIMIT:
+        changed = {id(step.node)} | {id(e.input) for e in frame.edges}
+        rows = [r for r in rows if id(r.node) in changed]
+    for row in rows:
         status = STATUS_TEXT.get(row.status, row.status)
         if row.complete:
             status = "pending: complete, waits for its turn"
@@ -144,7 +163,11 @@ def step_text(session: Session, k: int, fmt: Formatter | None = None) -> str:
             status = f"pruned: {row.reason}"
         table.append([row.id, row.name, row.formula, fmt.one_line(row.node.data),
                       "" if row.adjoint is None else fmt.one_line(row.adjoint), status])
-    lines.append("  nodes:")
+    if rows is frame.rows:
+        lines.append("  nodes:")
+    else:
+        lines.append(f"  nodes changed at this step ({len(frame.rows)} in all; --at "
+                     f"{frame.k + 1} shows them all):")
     lines.extend(_table(table))
     lines.append("  memory: " + fmt.memory(frame.memory))
     if frame.finished:
@@ -159,7 +182,8 @@ def transcript(session: Session, precision: int = 4, max_elems: int = 6) -> str:
     """Every step in order: the whole reverse pass as text."""
     fmt = Formatter(session, precision, max_elems)
     head = _intro(session, fmt)
-    return head + "\n\n" + "\n\n".join(step_text(session, k, fmt) for k in range(len(session)))
+    return head + "\n\n" + "\n\n".join(step_text(session, k, fmt, full_table=False)
+                                         for k in range(len(session)))
 
 
 def _intro(session: Session, fmt: Formatter) -> str:
@@ -169,8 +193,16 @@ def _intro(session: Session, fmt: Formatter) -> str:
              f"x̄ is the adjoint of x, ∂{fmt.out}/∂x; each step multiplies the adjoint it "
              "received by the local derivative of each input and adds the result into "
              "that input's adjoint."]
-    pruned = [n for n in session.tape.nodes if n in session.pruned]
+    if out.data.size != 1:
+        lines[1] = lines[1].replace(f"∂{fmt.out}/∂x", f"∂(Σ{fmt.out})/∂x")
+        lines.append(f"{fmt.out} has {out.data.size} elements: the pass starts from ones, as "
+                     f"{fmt.out}.sum().backward() would.")
+    pruned = [n for n in session.tape.nodes if n in session.pruned
+              and id(n) not in session.folded]
     if pruned:
         lines.append("pruned (no gradient flows to them): " + "; ".join(
             f"{session.label(n)}: {session.pruned[n]}" for n in pruned))
+    if session.from_kept:
+        lines.append("the script's own backward() already freed the saved values; gradviz "
+                     "kept copies aside to run this pass, and shows them freed as it goes.")
     return "\n".join(lines)
