@@ -221,7 +221,7 @@ def test_stepper_frames_have_no_clipped_text(tmp_path):
     frames = sorted((tmp_path / "frames").glob("step-*.svg"))
     assert len(frames) >= 8
     page = (tmp_path / "frames" / "index.html").read_text()
-    captions = json.loads(re.search(r"const captions = (\[.*?\]);", page).group(1))
+    captions = json.loads(re.search(r"const captions = (\[.*\]);$", page, re.M).group(1))
     for frame, caption in zip(frames, captions):
         svg = frame.read_bytes()
         assert clipped(svg, OUR_FONT) == [], frame.name
