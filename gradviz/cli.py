@@ -8,14 +8,16 @@ on stderr with exit status 2, never as a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
 import textwrap
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 import click
 
-from gradviz.errors import GradvizError, ScriptError
+from gradviz.errors import GradvizError, RenderError, ScriptError
 from gradviz.frontends.load import split_names
 from gradviz.frontends.program import FUNCTIONS
 from gradviz.functions import EXPRESSION_METHODS
@@ -52,6 +54,8 @@ EXPR is either
   * a script, path/to/script.py[:NAME] (implicit construction: your Python,
     loops and branches included, is run and the tensor NAME is drawn; by
     default the last module-level tensor).
+A path ending in .py is run as Python: --formula never runs anything,
+--script says EXPR is a script whatever its name.
 
 The output is backpropagated before drawing (a non-scalar output is seeded
 with ones, as y.sum().backward()), and every box shows its forward value and
@@ -71,7 +75,65 @@ Examples:
 """
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The command group, with click's own complaints cut to one ``error:`` line.
+
+    Standard output and error also never fail on a character their encoding lacks
+    (``PYTHONIOENCODING=ascii``): it is written as an escape instead.
+    """
+
+    def main(self, args: Any = None, prog_name: str | None = None, **extra: Any) -> Any:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (AttributeError, ValueError, OSError):  # not a text file (a test runner's)
+                pass
+        try:  # SIGTERM as an exception: cleanups run (no temporary file is left behind)
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):  # not the main thread
+            previous = None
+        try:
+            status = self._main(args, prog_name, **extra)
+        finally:
+            if previous is not None:  # called in-process (a test runner): give it back
+                signal.signal(signal.SIGTERM, previous)
+        sys.exit(status if isinstance(status, int) else 0)
+
+    def _main(self, args: Any, prog_name: str | None, **extra: Any) -> Any:
+        try:
+            return super().main(args, prog_name, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `gradviz render` alone: its help
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc), err=True)
+            sys.exit(2)
+        except click.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "gradviz"
+            click.echo(f"error: {visible_line(exc.format_message())} (see {command} --help)",
+                       err=True)
+            sys.exit(2)
+        except click.ClickException as exc:
+            click.echo(f"error: {visible_line(exc.format_message())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:  # Ctrl-C or end of input at a prompt
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, like Ctrl-C (exit status 143)."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated()
+
+
+def visible_line(text: str) -> str:
+    """``text`` as one line, its control characters shown (for ``error:`` lines)."""
+    from gradviz.engine.format import visible
+    return " ".join(visible(text).split())
+
+
+@click.group(cls=_Group,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="gradviz", message="gradviz %(version)s")
 def main() -> None:
     """gradviz: see automatic differentiation.
@@ -97,7 +159,7 @@ def _graph_inputs(command: Any) -> Any:
         click.option("--wrt", "wrt", multiple=True, metavar="NAMES",
                      help="Differentiate only with respect to these variables "
                           "(comma-separated); the rest is drawn as pruned."),
-        click.option("--seed", type=int, default=None,
+        click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=None,
                      help="Seed for randn (in -v values or the formula), for reproducible "
                           "diagrams."),
         click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
@@ -105,6 +167,19 @@ def _graph_inputs(command: Any) -> Any:
     ]):
         command = option(command)
     return command
+
+
+# EXPR is a formula or a script by how it looks (a path ending in .py is run as Python);
+# these say which, so a formula can never run a file.
+_KIND_FORMULA = click.option("--formula", "kind", flag_value="formula", default=None,
+                             help="EXPR is a formula: parse it, never run a file.")
+_KIND_SCRIPT = click.option("--script", "kind", flag_value="script",
+                            help="EXPR is a Python script (path[:NAME]) to run.")
+
+
+def _is_script(expr: str, kind: str | None) -> bool:
+    from gradviz.frontends.script import looks_like_script
+    return looks_like_script(expr) if kind is None else kind == "script"
 
 
 @main.command("render", help=RENDER_HELP, no_args_is_help=True)
@@ -148,20 +223,23 @@ def _graph_inputs(command: Any) -> Any:
 @click.option("--collapse", "collapse", multiple=True, metavar="NAME",
               help="Scripts: draw each call of the function NAME as one box (implies --group). "
                    "Repeatable or comma-separated.")
-@click.option("--max-nodes", type=click.IntRange(min=2), default=400, show_default=True,
+@click.option("--max-nodes", type=click.IntRange(2, 10_000), default=400, show_default=True,
               help="Beyond this many boxes the graph is rolled, then trimmed.")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
               help="Significant digits of the numbers shown.")
-@click.option("--max-elems", type=click.IntRange(min=2), default=6, show_default=True,
+@click.option("--max-elems", type=click.IntRange(2, 100), default=6, show_default=True,
               help="Elements shown per array row before the middle is elided.")
 @click.option("--title", default=None, help="Title above the diagram (default: EXPR).")
+@_KIND_FORMULA
+@_KIND_SCRIPT
 def render_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                    wrt: tuple[str, ...], seed: int | None, dtype: str, path: str,
                    fmt: str | None, renderer: str, show: str, edge_labels: str, rankdir: str,
                    theme: str, legend: bool | None, slide: bool, font_size: float | None,
                    dpi: float, roll: bool, group: bool, collapse: tuple[str, ...],
-                   max_nodes: int, precision: int, max_elems: int, title: str | None) -> None:
-    _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer,
+                   max_nodes: int, precision: int, max_elems: int, title: str | None,
+                   kind: str | None) -> None:
+    _run(lambda: _render(expr, values, constants, wrt, seed, dtype, path, fmt, renderer, kind,
                          dict(show=show, edge_labels=edge_labels, rankdir=rankdir.upper(),
                               theme=theme, legend=legend, roll=roll, max_nodes=max_nodes,
                               group=group or bool(collapse), collapse=split_names(collapse),
@@ -313,22 +391,34 @@ Examples:
 @click.argument("target", metavar="TARGET")
 @click.option("-v", "--value", "values", multiple=True, metavar="NAME=VALUE",
               help="An input value (number, list, or constructor such as randn(3)). Repeatable.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for randn values.")
-@click.option("--eps", type=click.FloatRange(min=0, min_open=True), default=1e-6,
-              show_default=True, help="Finite-difference step (positive).")
-def check_command(target: str, values: tuple[str, ...], seed: int, eps: float) -> None:
-    _run(lambda: _check(target, values, seed, eps))
+@click.option("--seed", type=click.IntRange(-2 ** 63, 2 ** 64 - 1), default=0,
+              show_default=True, help="Seed for randn values.")
+@click.option("--eps", type=click.FloatRange(min=0, max=1, min_open=True), default=1e-6,
+              show_default=True, callback=lambda ctx, param, value: _finite(value, "--eps"),
+              help="Finite-difference step (positive, at most 1).")
+@_KIND_FORMULA
+@_KIND_SCRIPT
+def check_command(target: str, values: tuple[str, ...], seed: int, eps: float,
+                  kind: str | None) -> None:
+    _run(lambda: _check(target, values, seed, eps, kind))
 
 
-def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
+def _finite(value: float, option: str) -> float:
+    import math
+    if not math.isfinite(value):  # click's FloatRange lets nan through
+        raise click.BadParameter(f"{value} is not a finite number", param_hint=option)
+    return value
+
+
+def _check(target: str, values: Sequence[str], seed: int, eps: float,
+           kind: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     from gradviz.engine.check import check
     from gradviz.engine.tensor import Tensor, manual_seed
     from gradviz.frontends.program import as_function, make_value, parse_assignment, unique_values
-    from gradviz.frontends.script import (
-        looks_like_script, run_script_object, script_failure, split_target)
+    from gradviz.frontends.script import run_script_object, script_failure, split_target
 
     import numpy as np
 
@@ -338,7 +428,7 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
         raise GradvizError("give the inputs with -v NAME=VALUE (e.g. -v x=\"[0.5, 1]\")")
     inputs = [make_value(n, v, requires_grad=False, dtype=np.float64) for n, v in pairs.items()]
     names = list(pairs)
-    script = looks_like_script(target)
+    script = _is_script(target, kind)
     if script:
         what = split_target(target)[1] or target
         fn = _script_function(what, run_script_object(target), len(inputs))
@@ -356,7 +446,7 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
         return out
 
     try:
-        result = check(function, *inputs, eps=eps)
+        result = check(function, *inputs, eps=eps, seed=seed)
     except GradvizError:
         raise
     except Exception as exc:
@@ -375,6 +465,14 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float) -> None:
     console.print(table)
     if not result.forward_available:
         console.print("[dim]forward (JVP): n/a, an op of the graph has no JVP rule[/]")
+    projected = [n for n, how in zip(names, result.methods) if how == "projection"]
+    if projected:
+        from gradviz.engine.check import ELEMENTWISE_LIMIT, PROJECTIONS
+        console.print(f"[dim]{', '.join(projected)}: checked by {PROJECTIONS} random "
+                      f"projections ⟨u, J v⟩ (over {ELEMENTWISE_LIMIT} elements); the others "
+                      "element by element[/]" if len(projected) < len(names) else
+                      f"[dim]checked by {PROJECTIONS} random projections ⟨u, J v⟩ (over "
+                      f"{ELEMENTWISE_LIMIT} elements), not element by element[/]")
     if not result.ok:
         console.print("[red]derivative rules disagree with finite differences[/]")
         sys.exit(1)
@@ -423,7 +521,12 @@ def _short_repr(value: Any) -> str:
 
 
 def _run(job: Any) -> None:
-    """Run a command; errors the user can fix become one line and exit status 2."""
+    """Run a command; errors the user can fix become one line and exit status 2.
+
+    Running out of memory is one line too; so is an interruption (exit status 130,
+    as the shell's).  Anything else is a bug of gradviz's: one line saying so,
+    or its traceback with GRADVIZ_DEBUG=1.
+    """
     try:
         job()
     except ScriptError as exc:
@@ -431,19 +534,40 @@ def _run(job: Any) -> None:
         tb = script_traceback(exc)
         if tb:
             click.echo(tb.rstrip(), err=True)
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
     except GradvizError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        _fail(str(exc))
+    except MemoryError:
+        _fail("out of memory: make the inputs smaller (fewer elements, fewer steps)")
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        _fail("terminated" if terminated else "interrupted", status=143 if terminated else 130)
+    except RecursionError:
+        _fail("the graph is nested too deeply for Python's recursion limit")
+    except Exception as exc:
+        if os.environ.get("GRADVIZ_DEBUG"):
+            raise
+        _fail(f"internal error, a bug in gradviz (please report it; GRADVIZ_DEBUG=1 shows "
+              f"the traceback): {type(exc).__name__}: {exc}")
+
+
+def _fail(message: str, status: int = 2) -> None:
+    """Print ``error: message`` (its first line whole, further lines kept: a caret) and exit."""
+    from gradviz.engine.format import visible
+    try:
+        click.echo(f"error: {visible(message).rstrip()}", err=True)
+    except (OSError, ValueError):  # stderr closed or full: the status still says it
+        pass
+    sys.exit(status)
 
 
 def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
             seed: int | None, dtype: str, path: str, fmt: str | None, renderer: str,
-            options: dict[str, Any], dpi: float = 192.0) -> None:
+            kind: str | None, options: dict[str, Any], dpi: float = 192.0) -> None:
     from rich.console import Console
     from rich.markup import escape
 
+    from gradviz.engine.format import visible
     from gradviz.frontends.load import load
     from gradviz.render import draw, format_from_path, write_atomic
     from gradviz.render.backends import resolve_renderer
@@ -453,23 +577,75 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     to_stdout = path == "-" or _is_stdout(path)
     # The diagram owns standard output then: the summary goes to stderr.
     console = Console(stderr=to_stdout, highlight=False)
-    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
-                  group=options["group"])
+    with _stdout_to_stderr(to_stdout):  # a script's prints must not land in the diagram
+        loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
+                      group=options["group"], script=None if kind is None else kind == "script")
     for notice in loaded.notices:
-        console.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+        console.print(f"[yellow]note:[/] {escape(visible(notice))}", soft_wrap=True)
     output, named = loaded.output, loaded.variables
     # Every adjoint drawn comes from the drawing's own pass from `output`.
     drawing = draw(output, wrt=loaded.wrt, kept=loaded.kept, **options)
     for warning in drawing.warnings:
-        console.print(f"[yellow]warning:[/] {escape(warning)}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {escape(visible(warning))}", soft_wrap=True)
     data = drawing.pipe(out_fmt, chosen, dpi)
     if to_stdout:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        _write_stdout(data)
     else:
         write_atomic(path, data)
     _summary(console, drawing, output, named, path, out_fmt, chosen,
              precision=options["precision"], max_elems=options["max_elems"])
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """Send standard output to stderr meanwhile (``print`` and child processes alike)."""
+    if not active:
+        yield
+        return
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # no descriptors to move (an embedding host): Python's stdout only
+        saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _write_stdout(data: bytes) -> None:
+    """Write the diagram to standard output, all of it or an error saying how much went."""
+    sys.stdout.flush()
+    stream = sys.stdout.buffer
+    written = 0
+    try:
+        try:
+            fd = stream.fileno()
+        except (OSError, ValueError, AttributeError):
+            fd = None  # not a real file (a test runner's buffer)
+        if fd is None:
+            stream.write(data)
+            stream.flush()
+            return
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(fd, view[written:])
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):
+            # Python would complain again when it flushes stdout at exit: point it elsewhere.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            why = "the reader closed it (a pipe into head, say)"
+        else:
+            why = exc.strerror or str(exc)
+        raise RenderError(f"cannot write standard output: {why}; {written} of {len(data)} "
+                          "bytes written") from None
 
 
 def _is_stdout(path: str) -> bool:
@@ -500,7 +676,7 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
     from rich.markup import escape
     from rich.table import Table
 
-    from gradviz.engine.format import array_str
+    from gradviz.engine.format import array_str, visible
     from gradviz.engine.tensor import Tensor
     from gradviz.render.values import format_array
 
@@ -510,12 +686,15 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
             return escape(format_array(arr, precision, max_elems))
         return escape(array_str(arr, indent=0).strip())
 
+    def shown(name: str) -> str:  # a label or path, its control characters made visible
+        return escape(visible(name))
+
     name = output.label or "out"
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     table.add_column("")
     table.add_column("value")
-    table.add_column(escape(f"∂{name}/∂·"))
-    table.add_row(f"[bold]{escape(name)}[/]", text(output.data), "")
+    table.add_column(shown(f"∂{name}/∂·"))
+    table.add_row(f"[bold]{shown(name)}[/]", text(output.data), "")
     for key, t in named.items():
         # Only what is drawn, with the adjoints of the drawing's own pass.
         if not isinstance(t, Tensor) or t is output or t not in drawing.tape:
@@ -524,10 +703,10 @@ def _summary(console: Any, drawing: Any, output: Any, named: dict, path: str, fm
         grad = "—" if adjoint is None else text(adjoint)
         if not t.requires_grad:
             grad = "constant"
-        table.add_row(escape(key), text(t.data), grad)
+        table.add_row(shown(key), text(t.data), grad)
     for note in drawing.notes:
-        console.print(f"[dim]{escape(note)}[/]", soft_wrap=True)
+        console.print(f"[dim]{shown(note)}[/]", soft_wrap=True)
     console.print(table)
     where = "standard output" if path == "-" else path
-    console.print(f"[green]wrote[/] {escape(where)} ({fmt}, {len(drawing.view.nodes)} nodes, "
+    console.print(f"[green]wrote[/] {shown(where)} ({fmt}, {len(drawing.view.nodes)} nodes, "
                   f"{renderer} renderer)")

@@ -13,7 +13,7 @@ import numpy as np
 
 from gradviz import ops
 from gradviz.engine.op import _NO_PARAMS
-from gradviz.engine.tensor import Tensor, as_tensor, record
+from gradviz.engine.tensor import Tensor, as_tensor, check_output_size, record
 from gradviz.errors import ShapeError
 
 def _t(x: Any) -> Tensor:
@@ -23,7 +23,8 @@ def _t(x: Any) -> Tensor:
 def _dim(a: Any, ndim: int) -> int:
     """One axis as a non-negative int; PyTorch's errors for floats and out-of-range values."""
     if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-        raise ShapeError(f"an axis must be an integer, got {a!r}")
+        got = f"a tensor of shape {tuple(a.shape)}" if isinstance(a, Tensor) else repr(a)
+        raise ShapeError(f"an axis must be an integer, got {got[:60]}")
     span = ndim if ndim else 1  # a 0-d tensor accepts axis 0 or -1, as in PyTorch
     if not -span <= a < span:
         raise ShapeError(f"Dimension out of range (expected to be in range of "
@@ -205,7 +206,9 @@ def broadcast_to(x: Any, shape: Sequence[int]) -> Tensor:
     except ValueError:
         raise ShapeError(f"expand: shape {tuple(x.shape)} cannot be broadcast to "
                          f"{tuple(shape)}") from None
-    return ops.broadcast_to(x, shape=tuple(int(s) for s in shape))
+    shape = tuple(int(s) for s in shape)
+    check_output_size(ops.broadcast_to, (x.data,), shape)
+    return ops.broadcast_to(x, shape=shape)
 
 
 def concatenate(tensors: Sequence[Any], axis: int = 0, *, dim: int | None = None) -> Tensor:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gradviz.engine.op import defop
+from gradviz.engine.op import Op as defop  # the built-ins: defop without the user-rule checks
 from gradviz.engine.shapes import broadcast_to, cast, fit_shape  # noqa: F401 (in the table)
 
 # -- helpers the rules share ------------------------------------------------------
@@ -177,6 +177,7 @@ norm = defop(
 # -- products ---------------------------------------------------------------------
 
 dot = defop("dot", np.dot, grad_fn="DotBackward0", symbol="dot", saves=("x0", "x1"),
+            out_shape=lambda a, b: (),
             vjps=(lambda g, x, y: g * y, lambda g, x, y: g * x),
             jvps=(lambda t, x, y: dot(t, y), lambda t, x, y: dot(x, t)))
 
@@ -225,7 +226,15 @@ def _matmul_name(inputs: tuple, params: dict) -> str:
     return "MmBackward0" if nx == 2 and ny == 2 else "UnsafeViewBackward0"
 
 
+def _matmul_shape(a: tuple, b: tuple) -> tuple:
+    """matmul's output shape (1-D operands lose their axis, batch axes broadcast)."""
+    rows = a[-2:-1] if len(a) > 1 else ()
+    cols = b[-1:] if len(b) > 1 else ()
+    return np.broadcast_shapes(a[:-2], b[:-2]) + rows + cols
+
+
 matmul = defop("matmul", np.matmul, grad_fn=_matmul_name, symbol="@", saves=("x0", "x1"),
+               out_shape=_matmul_shape,
                vjps=(_matmul_vjp_x, _matmul_vjp_y),
                jvps=(lambda t, x, y: matmul(t, y), lambda t, x, y: matmul(x, t)))
 

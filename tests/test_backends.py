@@ -333,3 +333,81 @@ def test_unusable_cache_dir_still_renders(tmp_path):
     status, path = run_child(blocker / "cache")
     assert status == "compiled"
     assert not path.exists()
+
+
+# --- the cache is trusted only when only this user could have written it ----------------
+
+def _child_run(cache: Path) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["GRADVIZ_CACHE_DIR"] = str(cache)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run([sys.executable, "-c", CHILD], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def _other_user(path: Path) -> None:
+    try:
+        os.chown(path, 65534, 65534)  # nobody
+    except PermissionError:
+        pytest.skip("changing a file's owner needs root")
+
+
+@pytest.mark.parametrize("tamper", ["file-writable-by-others", "folder-writable-by-others",
+                                    "symlink", "file-of-another-user"])
+def test_an_unsafe_cache_is_refused_once_on_stderr_and_still_renders(tmp_path, tamper):
+    cache = tmp_path / "cache"
+    status, path = run_child(cache)
+    assert status == "compiled+stored"
+    target = path
+    if tamper == "file-writable-by-others":
+        path.chmod(0o666)
+    elif tamper == "folder-writable-by-others":
+        cache.chmod(0o777)
+        target = cache
+    elif tamper == "symlink":
+        elsewhere = tmp_path / "elsewhere.cwasm"
+        path.rename(elsewhere)
+        path.symlink_to(elsewhere)
+    else:
+        _other_user(path)
+    proc = _child_run(cache)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[0] in ("compiled", "compiled+stored")
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith(f"gradviz: not using the compiled-module cache {target}: ")
+    assert "compiling the embedded Graphviz instead" in lines[0]
+
+
+def test_a_cache_file_named_after_its_own_contents_is_not_trusted(tmp_path):
+    """The old scheme trusted any <prefix><sha256 of itself>.cwasm: now the key is inside."""
+    import hashlib
+
+    cache = tmp_path / "cache"
+    status, path = run_child(cache)
+    payload = path.read_bytes()[:-backends._TRAILER]
+    wrong_key = hashlib.sha256(b"another module").digest()
+    path.write_bytes(payload + backends._MAGIC + wrong_key + hashlib.sha256(payload).digest())
+    status, again = run_child(cache)
+    assert status == "compiled+stored" and again == path  # recompiled and replaced
+    assert path.read_bytes()[-backends._TRAILER:][len(backends._MAGIC):][:32] != wrong_key
+
+
+def test_the_checked_open_file_is_what_wasmtime_loads(tmp_path, monkeypatch):
+    """Loading goes through the descriptor that was checked, never the name again."""
+    import wasmtime
+
+    cache = tmp_path / "cache"
+    run_child(cache)
+    monkeypatch.setenv("GRADVIZ_CACHE_DIR", str(cache))
+    loaded: list = []
+    real = wasmtime.Module.deserialize_file
+
+    def spy(engine, name):
+        loaded.append(name)
+        return real(engine, name)
+
+    monkeypatch.setattr(wasmtime.Module, "deserialize_file", staticmethod(spy))
+    engine = backends._Embedded()
+    assert engine.cache_status == "cache"
+    assert len(loaded) == 1 and loaded[0].startswith("/proc/self/fd/")

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping, NamedTuple, Sequence
 import numpy as np
 
 from gradviz.engine.tape import ancestors, prune_reason
-from gradviz.engine.tensor import Size, Tensor, _GradMode
+from gradviz.engine.tensor import Size, Tensor, _GradMode, check_saved_versions, last_inplace
 from gradviz.errors import AutogradError, ShapeError
 from gradviz.engine.shapes import cast, fit_shape
 
@@ -449,6 +449,7 @@ class BackwardPass:
                         if kept is None:
                             raise AutogradError(FREED)
                         saved = kept[1]
+                    if last_inplace[0] > n.seq: check_saved_versions(n)  # noqa: E701
                     if create:
                         saved = op.pick_saved(n.inputs, n)
                     elif saved is None:

@@ -16,6 +16,21 @@ import numpy as np
 if TYPE_CHECKING:
     from gradviz.engine.tensor import Tensor
 
+# Characters that must not reach a diagram or a terminal as they are: control characters
+# (not well-formed XML, not valid JSON, terminal escapes) become their visible "control
+# pictures" (\x01 is shown as ␁), a tab a space; C1 controls, lone surrogates (invalid
+# UTF-8 on the command line) and XML's non-characters become U+FFFD.  Newline stays.
+_INVISIBLE = {c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421, 0x09: 0x20}
+_INVISIBLE.update({c: 0xFFFD for c in [*range(0x80, 0xA0), *range(0xD800, 0xE000),
+                                        0xFFFE, 0xFFFF]})
+del _INVISIBLE[0x0A]
+
+
+def visible(text: str) -> str:
+    """``text`` with control characters made visible, safe for XML, JSON, DOT and terminals."""
+    return text.translate(_INVISIBLE)
+
+
 LINEWIDTH = 80
 THRESHOLD = 1000
 EDGEITEMS = 3

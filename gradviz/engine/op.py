@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from gradviz.engine.tensor import Tensor, record
+from gradviz.errors import AutogradError, GradvizTypeError, GradvizValueError
 
 # Tokens an op lists in ``saves``: which values its derivative rules need.
 # "x0", "x1", ... are its inputs, "out" its output, "shape0", ... an input's shape.
@@ -56,14 +57,19 @@ class Op:
     """
 
     __slots__ = ("name", "grad_fn", "symbol", "forward", "saves", "vjps", "jvps",
-                 "differentiable", "variadic", "display", "_picks", "saves_tensors", "pick_saved")
+                 "differentiable", "variadic", "display", "_picks", "saves_tensors", "pick_saved",
+                 "out_shape")
 
     def __init__(self, name: str, forward: Callable[..., np.ndarray], *,
                  grad_fn: str | Callable[[tuple, dict], str] | None = None, symbol: str | None = None,
                  saves: Sequence[str] = (), vjps: Sequence[Rule] | Rule | None = None,
                  jvps: Sequence[Rule] | Rule | None = None, differentiable: bool = True,
-                 display: Callable[[list[str], dict], str] | None = None) -> None:
+                 display: Callable[[list[str], dict], str] | None = None,
+                 out_shape: Callable[..., tuple] | None = None) -> None:
         self.name = name
+        #: ``out_shape(*shapes)``: the output's shape from two inputs' shapes, for ops that
+        #: do not broadcast (matmul); asked only when the output might be too large.
+        self.out_shape = out_shape
         self.forward = forward
         self.grad_fn = grad_fn or name.title().replace("_", "") + "Backward0"
         self.symbol = symbol or name
@@ -74,9 +80,10 @@ class Op:
         self.differentiable = differentiable and vjps is not None
         self.display = display
         for token in self.saves:
-            if not (token == "out" or token[:1] == "x" and token[1:].isdigit()
+            if not isinstance(token, str) or not (
+                    token == "out" or token[:1] == "x" and token[1:].isdigit()
                     or token.startswith("shape") and token[5:].isdigit()):
-                raise ValueError(f"op {name!r}: unknown saved-value token {token!r}; "
+                raise GradvizValueError(f"op {name!r}: unknown saved-value token {token!r}; "
                                  "use 'x0', 'x1', ..., 'out' or 'shape0', ...")
         # (kind, index) pairs, resolved once here rather than on every call.
         self._picks = tuple(("out", 0) if t == "out" else
@@ -169,8 +176,48 @@ def defop(name: str, forward: Callable[..., np.ndarray], **spec: Any) -> Op:
 
     Check a hand-written rule with ``gradviz.check(cube, x)`` (or the CLI's
     ``gradviz check``), which compares it with central finite differences.
+
+    A rule that returns None or something that is not an array raises an
+    :class:`~gradviz.errors.AutogradError` naming the op and the input.
+    (The built-in ops skip this wrapper: their rules are tested.)
     """
+    if not isinstance(name, str) or not name:
+        raise GradvizTypeError(f"defop: the name must be a non-empty string, got {name!r}")
+    if not callable(forward):
+        raise GradvizTypeError(f"defop {name!r}: forward must be a function, "
+                               f"not {type(forward).__name__}")
+    for kind in ("vjps", "jvps"):
+        rules = spec.get(kind)
+        if rules is None:
+            continue
+        if callable(rules):
+            spec[kind] = _checked(name, kind, None, rules, variadic=True)
+        elif isinstance(rules, (tuple, list)):
+            spec[kind] = tuple(None if r is None else _checked(name, kind, i, r)
+                               for i, r in enumerate(rules))
+        else:
+            raise GradvizTypeError(f"defop {name!r}: {kind} must be a tuple of functions "
+                                   f"(one per input) or one function, not "
+                                   f"{type(rules).__name__}")
     return Op(name, forward, **spec)
+
+
+def _checked(name: str, kind: str, i: int | None, rule: Rule, variadic: bool = False) -> Rule:
+    """``rule``, raising a clear error if it returns no array (a user's rule, not yet tested)."""
+    if not callable(rule):
+        raise GradvizTypeError(f"defop {name!r}: {kind}[{i}] must be a function or None, "
+                               f"not {type(rule).__name__}")
+    what = "VJP" if kind == "vjps" else "JVP"
+
+    def checked(*args: Any, **params: Any) -> Any:
+        result = rule(*args, **params)
+        if not hasattr(result, "shape") or not hasattr(result, "dtype"):
+            which = args[0] if variadic else i
+            raise AutogradError(f"op {name!r}: the {what} rule of input {which} returned "
+                                f"{type(result).__name__}, not an array: return the "
+                                "contribution (an array of the input's shape)")
+        return result
+    return checked
 
 
 _NO_PARAMS: dict = {}  # shared by every node without parameters; never mutated

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from gradviz.engine.op import defop
+from gradviz.engine.op import Op as defop  # built-ins: no user-rule checks
+from gradviz.errors import ShapeError
 
 broadcast_to = defop("expand", lambda x, shape: np.broadcast_to(x, shape),
                      grad_fn="ExpandBackward0",
@@ -45,5 +46,11 @@ def fit_shape(g: Any, shape: tuple) -> Any:
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     if tuple(g.shape) != tuple(shape):
+        try:
+            np.broadcast_shapes(tuple(g.shape), tuple(shape))
+        except ValueError:
+            raise ShapeError(f"a derivative of shape {tuple(gshape)} does not fit its input "
+                             f"of shape {tuple(shape)}: an op's rule returned the wrong "
+                             "shape") from None
         g = broadcast_to(g, shape=tuple(shape))
     return g

@@ -10,6 +10,7 @@ them in reverse.  Semantics follow PyTorch wherever a learner would notice.
 from __future__ import annotations
 
 import itertools
+import operator
 import threading
 import warnings
 from contextlib import contextmanager
@@ -153,7 +154,7 @@ class Tensor:
 
     __slots__ = ("data", "op", "inputs", "params", "saved", "seq", "requires_grad",
                  "is_leaf", "_grad", "label", "retains_grad", "_mark",
-                 "made_without_grad", "scope", "__weakref__")
+                 "made_without_grad", "scope", "_inplace", "__weakref__")
     __array_priority__ = 1000  # so ndarray + Tensor calls Tensor.__radd__
 
     def __init__(self, data: Any, requires_grad: bool = False, dtype: Any = None) -> None:
@@ -296,14 +297,55 @@ class Tensor:
         from gradviz.engine.format import tensor_repr
         return tensor_repr(self)
 
+    @property
+    def _version(self) -> int:
+        """How many in-place changes this tensor has had (PyTorch's version counter)."""
+        return len(getattr(self, "_inplace", ()))
+
     def zero_(self) -> "Tensor":
         """Set every element to zero, in place (``x.grad.zero_()``)."""
-        self.data = np.zeros_like(self.data)
+        _modify_in_place(self, np.zeros_like(self.data), "zero_")
         return self
 
     def fill_(self, value: float) -> "Tensor":
-        self.data = np.full_like(self.data, value)
+        _modify_in_place(self, np.full_like(self.data, value), "fill_")
         return self
+
+    def _augmented(self, other: Any, op: Any, name: str) -> Any:
+        """``self op= other``: in place when the result is a constant, as PyTorch does.
+
+        A result that is part of the graph (requires grad) cannot be written
+        into ``self`` without rewriting the tape, so Python's fallback applies:
+        ``x = x op other``, a new node, which gives the same values and gradients.
+        """
+        other_grad = isinstance(other, Tensor) and other.requires_grad
+        if is_grad_enabled() and (self.requires_grad or other_grad):
+            if self.is_leaf and self.requires_grad:
+                raise AutogradError(LEAF_IN_PLACE)
+            return NotImplemented
+        result = op(self, other)
+        value = result.data
+        if value.dtype.kind in "fc" and self.data.dtype.kind not in "fc":
+            raise GradvizTypeError(f"result type {_TORCH_TYPES.get(value.dtype, 'Float')} can't "
+                                   "be cast to the desired output type "
+                                   f"{_TORCH_TYPES.get(self.data.dtype, 'Long')}")
+        if value.shape != self.data.shape:
+            raise ShapeError(f"output with shape {list(self.data.shape)} doesn't match the "
+                             f"broadcast shape {list(value.shape)}")
+        _modify_in_place(self, value.astype(self.data.dtype, copy=False), name)
+        return self
+
+    def __iadd__(self, other: Any) -> Any:
+        return self._augmented(other, operator.add, "add_")
+
+    def __isub__(self, other: Any) -> Any:
+        return self._augmented(other, operator.sub, "sub_")
+
+    def __imul__(self, other: Any) -> Any:
+        return self._augmented(other, operator.mul, "mul_")
+
+    def __itruediv__(self, other: Any) -> Any:
+        return self._augmented(other, operator.truediv, "div_")
 
     def float(self) -> "Tensor":
         return self.to(float32)
@@ -311,12 +353,119 @@ class Tensor:
     def double(self) -> "Tensor":
         return self.to(float64)
 
+    def __deepcopy__(self, memo: dict) -> "Tensor":
+        """A copy of a leaf (its value, requires_grad, grad and name), as PyTorch allows.
+
+        A computed tensor would drag its whole graph along (and recurse once per
+        op): PyTorch refuses, and so does gradviz.
+        """
+        if not self.is_leaf:
+            raise AutogradError(DEEPCOPY_LEAVES_ONLY)
+        new = Tensor(self.data, requires_grad=self.requires_grad, dtype=self.data.dtype)
+        memo[id(self)] = new
+        new.label = self.label
+        if self._grad is not None:
+            new._grad = self._grad.__deepcopy__(memo)
+        return new
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        """Pickle a leaf (value, requires_grad, grad, name); a computed tensor is refused."""
+        if not self.is_leaf:
+            raise AutogradError("gradviz can pickle only leaf tensors (made by the user, not "
+                                "computed): a computed tensor carries its graph. Pickle "
+                                "t.detach() to keep its value.")
+        return (_rebuild, (self.data, self.requires_grad, self._grad, self.label))
+
     # -- operators ------------------------------------------------------------
 
     # Operators (+, *, <, ...), .T, .to(), .detach(), .clone() are bound to their ops
     # at the end of gradviz.ops: the engine knows no particular op.
     # Tensor methods that mirror module functions (x.sum(), x.sin(), ...) are
     # attached by gradviz.ops, next to the ops' definitions.
+
+
+LEAF_IN_PLACE = "a leaf Variable that requires grad is being used in an in-place operation."
+DEEPCOPY_LEAVES_ONLY = ("Only Tensors created explicitly by the user (graph leaves) support the "
+                        "deepcopy protocol at the moment.  If you were attempting to deepcopy a "
+                        "module, this may be because of a torch.nn.utils.weight_norm usage, see "
+                        "https://github.com/pytorch/pytorch/pull/103001")
+
+
+def _rebuild(data: np.ndarray, requires_grad: bool, grad: "Tensor | None",
+             label: str | None) -> "Tensor":
+    """Unpickle a leaf tensor."""
+    t = Tensor(data, requires_grad=requires_grad, dtype=data.dtype)
+    t._grad = grad
+    t.label = label
+    return t
+MODIFIED = ("one of the variables needed for gradient computation has been modified by an "
+            "inplace operation: [{what}]{made_by} is at version {now}; expected version "
+            "{then} instead. Hint: enable anomaly detection to find the operation that failed "
+            "to compute its gradient, with torch.autograd.set_detect_anomaly(True).")
+_TORCH_TYPES = {float32: "Float", float64: "Double", float16: "Half", int64: "Long",
+                int32: "Int", bool_: "Bool"}
+
+# The seq of the latest in-place change to any tensor (-1: none yet).  A node made
+# after it cannot hold a stale saved value, so the backward pass checks nothing for it:
+# ``if last_inplace[0] > node.seq: check_saved_versions(node)``.
+last_inplace = [-1]
+
+
+def _modify_in_place(t: Tensor, value: np.ndarray, what: str) -> None:
+    """Give ``t`` a new value in place, counting the change as PyTorch's version counter does.
+
+    The array is replaced, never written into: what an op saved for backward stays
+    as it was, and :func:`check_saved_versions` reports the change instead of a
+    backward pass silently using either value.  Changing a leaf that requires grad
+    is refused, and so is changing a computed value in grad mode, which gradviz
+    cannot record (write it out of place, ``a = a * 0``, or under ``no_grad()``).
+    """
+    if is_grad_enabled() and t.requires_grad:
+        if t.is_leaf:
+            raise AutogradError(LEAF_IN_PLACE)
+        raise AutogradError(
+            f"{what}() would change a value of the graph in place, which gradviz does not "
+            "record: write it out of place (a = zeros_like(a), a = a + 1) or under no_grad()")
+    seq = next(_seq)
+    t._inplace = getattr(t, "_inplace", ()) + (seq,)
+    t.data = value
+    last_inplace[0] = seq
+
+
+def check_saved_versions(node: Tensor) -> None:
+    """Raise PyTorch's error if a value ``node``'s op saved for backward was changed in place since.
+
+    Each tensor keeps the seq of each in-place change it had; one made after
+    ``node`` means the saved value is stale (gradviz kept the old array, PyTorch
+    would read the new one: either gradient would be wrong).  Every saved value
+    is checked, where PyTorch checks only those its formula needs for the inputs
+    that require grad.
+    """
+    for kind, i in node.op._picks:
+        if kind == "shape":
+            continue
+        saved = node if kind == "out" else node.inputs[i]
+        changes = getattr(saved, "_inplace", ())
+        if changes and changes[-1] > node.seq:
+            then = sum(1 for seq in changes if seq < node.seq)
+            shape = ", ".join(str(n) for n in saved.data.shape)
+            what = f"torch.{_TORCH_TYPES.get(saved.data.dtype, 'Float')}Tensor [{shape}]"
+            made_by = "" if saved.is_leaf else \
+                f", which is output 0 of {saved.op.backward_name(saved)},"
+            raise AutogradError(MODIFIED.format(what=what, made_by=made_by,
+                                                now=len(changes), then=then))
+
+
+def _contains_tensor(data: Any) -> bool:
+    """Whether nested lists or tuples hold a Tensor anywhere (iteratively: lists can be deep)."""
+    stack = [data]
+    while stack:
+        for item in stack.pop():
+            if isinstance(item, Tensor):
+                return True
+            if isinstance(item, (list, tuple)):
+                stack.append(item)
+    return False
 
 
 def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
@@ -327,6 +476,12 @@ def _as_array(data: Any, dtype: Any = None) -> np.ndarray:
     """
     if isinstance(data, Tensor):
         data = data.data
+    elif isinstance(data, (list, tuple)) and _contains_tensor(data):
+        # numpy would read the tensors' values and drop their graph: a gradient
+        # would silently go missing.  PyTorch raises a TypeError here too.
+        raise GradvizTypeError(
+            "expected a Tensor or a (nested) list of numbers, but got a list holding "
+            "Tensors: use stack([...]) or concatenate([...]) to combine tensors")
     if dtype is not None:
         return np.array(data, dtype=np.dtype(dtype))
     if isinstance(data, np.ndarray):
@@ -411,6 +566,9 @@ def record(op: Any, args: tuple, params: dict) -> Tensor:
         arrays = (a.data, b.data)
         if arrays[0].dtype is not arrays[1].dtype:
             arrays = promote(arrays)
+        if arrays[0].size * arrays[1].size > MAX_ELEMENTS \
+                and arrays[0].shape != arrays[1].shape:  # a bound on what op can make
+            check_output_size(op, arrays)
         wants = a.requires_grad or b.requires_grad
     elif len(args) == 1 and isinstance(args[0], Tensor):
         inputs = args
@@ -424,6 +582,8 @@ def record(op: Any, args: tuple, params: dict) -> Tensor:
         inputs = tuple(a if isinstance(a, Tensor) else _constant_like(a, ref) for a in args)
         arrays = promote([x.data for x in inputs])
         wants = any(x.requires_grad for x in inputs)
+        if len(arrays) > 1 and np.prod([a.size for a in arrays], dtype=object) > MAX_ELEMENTS:
+            check_output_size(op, arrays)
     try:
         out = op.forward(*arrays, **params)
     except (ValueError, IndexError) as exc:
@@ -456,6 +616,28 @@ def record(op: Any, args: tuple, params: dict) -> Tensor:
 
 
 _new = object.__new__
+
+#: The most elements an op may produce (400 MB of float32).  Checked before the op
+#: runs, so ``broadcast_to(x, (100000, 100000))`` is an error, not 40 GB asked of the
+#: system; raise it for bigger work.
+MAX_ELEMENTS = 100_000_000
+
+
+def check_output_size(op: "_opmod.Op", arrays: Sequence[np.ndarray],
+                      shape: tuple | None = None) -> None:
+    """Raise a clear error if ``op`` on ``arrays`` (or an output of ``shape``) is too large."""
+    if shape is None:
+        shapes = [tuple(a.shape) for a in arrays]
+        try:
+            shape = op.out_shape(*shapes) if op.out_shape is not None else \
+                np.broadcast_shapes(*shapes)
+        except ValueError:
+            return  # shapes that do not fit: the op says so itself
+    count = int(np.prod(shape, dtype=object))
+    if count > MAX_ELEMENTS:
+        raise ShapeError(f"{op.name}: the result would have {count:,} elements (shape "
+                         f"{tuple(shape)}), over gradviz's limit of {MAX_ELEMENTS:,} "
+                         "(gradviz.engine.tensor.MAX_ELEMENTS)")
 
 
 def promote(arrays: Sequence[np.ndarray]) -> tuple:
@@ -552,7 +734,10 @@ def _generator() -> Any:
 def manual_seed(seed: int) -> None:
     """Seed gradviz's random generator (``randn``), for reproducible runs."""
     global _rng
-    _rng = np.random.default_rng(int(seed))
+    seed = int(seed)
+    if not -2 ** 63 <= seed < 2 ** 64:
+        raise GradvizValueError("Overflow when unpacking long")  # PyTorch's text
+    _rng = np.random.default_rng(seed % 2 ** 64)  # negative seeds wrap, as in PyTorch
 
 
 def randn(*sizes: Any, size: Sequence[int] | None = None, dtype: Any = None,

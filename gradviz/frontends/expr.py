@@ -277,6 +277,10 @@ def _parse_source(source: Any, mode: str, what: str) -> ast.AST:
             f"{what} is too long: {len(source)} characters (the limit is {MAX_SOURCE_CHARS})"
         )
     text = "\n".join(line.lstrip() for line in _split_lines(source))
+    bad = next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
+    if bad is not None:  # undecodable bytes on the command line arrive as lone surrogates
+        raise ExpressionError(f"{what} is not valid UTF-8 text (an undecodable byte at "
+                              f"character {bad + 1})")
     if "\0" in text:
         raise ExpressionError(f"{what} contains a NUL character")
     if not text.strip():
@@ -412,11 +416,18 @@ class _Checker:
             self.expr(element, depth + 1)
 
     def binop(self, node: ast.BinOp, depth: int) -> None:
-        if type(node.op) not in _BINARY_OPERATORS:
-            symbol = _OTHER_OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
-            raise ExpressionError(f"operator `{symbol}` is not allowed; allowed: {_ALLOWED_OPERATORS}")
-        self.expr(node.left, depth + 1)
-        self.expr(node.right, depth + 1)
+        # A left-leaning chain (x + x + ... + x) reads flat: its length is not nesting,
+        # so it is walked as a loop, each operand one level down.
+        rights = []
+        while isinstance(node, ast.BinOp):
+            if type(node.op) not in _BINARY_OPERATORS:
+                symbol = _OTHER_OPERATOR_SYMBOLS.get(type(node.op), type(node.op).__name__)
+                raise ExpressionError(f"operator `{symbol}` is not allowed; allowed: {_ALLOWED_OPERATORS}")
+            rights.append(node.right)
+            node = node.left
+        self.expr(node, depth + 1)
+        for right in reversed(rights):
+            self.expr(right, depth + 1)
 
     def unaryop(self, node: ast.UnaryOp, depth: int) -> None:
         if type(node.op) not in _UNARY_OPERATORS:
@@ -702,9 +713,24 @@ class _Interpreter:
         return tuple(self.value_of(element) for element in node.elts)
 
     def binop(self, node: ast.BinOp) -> Any:
+        # Left-leaning chains in a loop, not by recursion (see _Checker.binop).
+        spine = []
+        while isinstance(node, ast.BinOp):
+            spine.append(node)
+            node = node.left
+        left = self.value_of(node)
+        for step in reversed(spine):
+            right = self.value_of(step.right)
+            try:
+                left = self._apply(step, left, right)
+            except (GradvizError, RecursionError):
+                raise
+            except Exception as exc:  # as value_of does for its node
+                raise _foreign_error(step, exc) from exc
+        return left
+
+    def _apply(self, node: ast.BinOp, left: Any, right: Any) -> Any:
         symbol, function = _BINARY_OPERATORS[type(node.op)]
-        left = self.value_of(node.left)
-        right = self.value_of(node.right)
         _refuse_sequence_arithmetic(symbol, left, right)
         if _is_plain_number(left) and _is_plain_number(right):
             # Python numbers: the interpreter does this arithmetic itself, so

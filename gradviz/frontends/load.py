@@ -50,7 +50,7 @@ def split_names(values: Sequence[str]) -> list[str]:
 
 def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = (),
          wrt: Sequence[str] = (), seed: int | None = None, dtype: str = "float32",
-         group: bool = False) -> Loaded:
+         group: bool = False, script: bool | None = None) -> Loaded:
     """Build the graph of ``expr`` (a formula, or ``path.py[:NAME]``).
 
     Args:
@@ -61,6 +61,7 @@ def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = ()
         dtype: floating type of the values.
         group: a script's ops remember the call of its functions they were made in
             (``node.scope``), for ``--group`` and ``--collapse``.
+        script: whether ``expr`` is a script (None: a path ending in ``.py`` is).
     """
     from gradviz.frontends.program import build, parse_assignment
     from gradviz.frontends.script import looks_like_script, run_script
@@ -68,7 +69,7 @@ def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = ()
     if seed is not None:
         manual_seed(seed)
     constant_names = split_names(constants)
-    if looks_like_script(expr):
+    if looks_like_script(expr) if script is None else script:
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
         with keep_saved() as kept:

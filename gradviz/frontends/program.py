@@ -9,6 +9,7 @@ gradviz tensors, so the tape records it like any other computation.
 from __future__ import annotations
 
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -154,7 +155,8 @@ class Built:
 def parse_assignment(text: str) -> tuple[str, str]:
     """Split ``NAME=VALUE`` (from ``-v``)."""
     name, sep, value = text.partition("=")
-    name = name.strip()
+    # As Python (and ast) normalise identifiers: -v ｘ=1 is the x of the formula.
+    name = unicodedata.normalize("NFKC", name.strip())
     if not sep or not name.isidentifier() or not value.strip():
         raise ExpressionError(f"-v expects NAME=VALUE (e.g. -v x=arange(4) or -v w=[1, 2]); "
                               f"got {text!r}")
@@ -171,12 +173,20 @@ def unique_values(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def expr_snippet(text: str) -> str:
+    """``text`` quoted, shortened to 40 characters."""
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
 def make_value(name: str, text: str, *, requires_grad: bool, dtype: Any = np.float32) -> Tensor:
     """The tensor for ``-v NAME=VALUE``: floating point, requiring grad unless a constant."""
     value = expr.parse_value(text, CONSTRUCTORS)
     data = value.data if isinstance(value, Tensor) else value
     try:
         arr = np.asarray(data, dtype=np.float64)
+    except OverflowError:  # a 400-digit integer
+        raise ExpressionError(f"-v {name}: {expr_snippet(text)} is too large for a floating "
+                              "point number (at most about 1.8e308)") from None
     except (TypeError, ValueError):
         raise ExpressionError(f"-v {name}: {text!r} is not a number, a rectangular list of "
                               "numbers, or a constructor such as arange(4)") from None
@@ -223,11 +233,16 @@ def build(source: str, values: Mapping[str, str] | Sequence[tuple[str, str]] = (
             value.label = name
 
     out = expr.evaluate(program, FUNCTIONS, {**CONSTANTS, **variables}, on_assign=on_assign)
+    if isinstance(out, (tuple, list)):
+        raise ExpressionError(f"the output is a {type(out).__name__} of {len(out)} values; the "
+                              "last expression must be one tensor (e.g. `stack([x, y])`)")
     if not isinstance(out, Tensor):
         raise ExpressionError("the output is a plain number, not computed from any variable: "
                               "use a variable, e.g. `x * 2` with -v x=3")
     if out.label is None:
-        out.label = "out"
+        taken = set(variables) | set(assigned)
+        out.label = next(n for n in ("out", "output", "out_") if n not in taken) \
+            if "out_" not in taken else "out" + "_" * (max(map(len, taken)) + 1)
     return Built(out, variables, assigned, notices)
 
 

@@ -45,9 +45,18 @@ def split_target(target: str) -> tuple[str, str | None]:
 
 def _execute(path: str) -> dict:
     """Run the script at ``path`` as ``python path`` would; return its globals."""
-    if not Path(path).is_file():
+    try:
+        found = Path(path).is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a folder we may not read, ...
+        raise ScriptError(f"cannot read the script {path}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    if not found:
         raise ScriptError(f"no such script: {path}")
     saved_argv, saved_path = sys.argv[:], sys.path[:]
+    try:
+        saved_cwd: str | None = os.getcwd()
+    except OSError:
+        saved_cwd = None
     sys.argv = [path]
     sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
     try:
@@ -56,10 +65,25 @@ def _execute(path: str) -> dict:
         if exc.code not in (None, 0):
             raise ScriptError(f"{path} exited with status {exc.code}") from None
         raise ScriptError(f"{path} called sys.exit() before defining its tensors") from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # Exception, and the odd BaseException subclass too
         raise script_failure(exc, path, path)  # carries the user traceback as __cause__
     finally:
         sys.argv, sys.path[:] = saved_argv, saved_path
+        if saved_cwd is not None and _cwd() != saved_cwd:
+            # A script's os.chdir must not move where a relative -o lands.
+            try:
+                os.chdir(saved_cwd)
+            except OSError:
+                pass
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
 
 
 def run_script(target: str, *, group: bool = False) -> ScriptResult:
@@ -127,7 +151,7 @@ def _user_traceback(exc: BaseException, path: str) -> _UserTraceback:
     return _UserTraceback(text)
 
 
-def script_failure(exc: Exception, path: str, what: str) -> ScriptError:
+def script_failure(exc: BaseException, path: str, what: str) -> ScriptError:
     """A ScriptError saying ``what`` raised ``exc``, carrying the script's own traceback."""
     error = ScriptError(f"{what} raised {type(exc).__name__}: {exc}")
     error.__cause__ = _user_traceback(exc, path)

@@ -17,10 +17,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from gradviz.engine.format import visible
 from gradviz.engine.backward import BackwardPass, Step, saved_freed
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
-from gradviz.errors import GradvizValueError
+from gradviz.errors import GradvizTypeError, GradvizValueError
 from gradviz.render.backends import DEFAULT_DPI, FORMATS, render_dot
 from gradviz.render.dot import (EDGE_LABELS, RANKDIRS, SHOW, THEMES, Style, node_tooltip,
                                 slide_style, to_digraph)
@@ -176,9 +177,11 @@ def draw(output: Tensor, *, wrt: Sequence[Tensor] | None = None, show: str = "al
     _check_choice("edge_labels", edge_labels, EDGE_LABELS)
     _check_choice("rankdir", rankdir.upper(), RANKDIRS)
     _check_choice("theme", theme, tuple(THEMES))
-    if max_nodes < 2:
-        raise GradvizValueError(f"max_nodes must be at least 2 (the output and one more box), "
-                                f"got {max_nodes}")
+    _check_int("max_nodes", max_nodes, 2, MAX_NODES, "the output and one more box")
+    _check_int("precision", precision, 1, 17, "significant digits")
+    _check_int("max_elems", max_elems, 2, MAX_ELEMS, "elements per row")
+    if title is not None and not isinstance(title, str):
+        raise GradvizTypeError(f"title must be a string, not {type(title).__name__}")
     collapse = (collapse,) if isinstance(collapse, str) else tuple(collapse)
     prepared = prepare(output, wrt=wrt, backprop=backprop and show == "all", kept=kept)
     if show != "all":
@@ -237,10 +240,24 @@ def _titled(svg: bytes, tooltips: dict[str, str]) -> bytes:
 
 def xml_escape(text: str) -> str:
     # Not xml.sax.saxutils.escape: importing it costs ~20 ms of start-up.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return visible(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 _NODE_TITLE = re.compile(rb'<g id="([^"]+)" class="node">\s*<title>(.*?)</title>', re.S)
+
+
+#: Most boxes a diagram may have: Graphviz lays 10,000 out in tens of seconds, more in hours.
+MAX_NODES = 10_000
+#: Most elements shown per array row (and rows per matrix); labels stay legible and
+#: under Graphviz's length limit.
+MAX_ELEMS = 100
+
+
+def _check_int(what: str, value: Any, low: int, high: int, meaning: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise GradvizTypeError(f"{what} must be an integer, not {type(value).__name__}")
+    if not low <= value <= high:
+        raise GradvizValueError(f"{what} must be from {low} to {high} ({meaning}), got {value}")
 
 
 def _check_choice(what: str, value: str, choices: Sequence[str]) -> None:
@@ -271,6 +288,10 @@ def render(output: Tensor, path: str | os.PathLike | None = None, *, format: str
     The format comes from ``format`` or ``path``'s extension (svg, png, pdf,
     dot, json).  Other options are those of :func:`draw`.
     """
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise GradvizTypeError(f"path must be a string or a path, not {type(path).__name__}")
     drawing = draw(output, **options)
     if path is not None:
         fmt = format_from_path(path, format)

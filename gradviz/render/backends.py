@@ -20,9 +20,12 @@ font.
 Compiling the WebAssembly to machine code costs about half a second, so the
 compiled module is kept in a per-user cache directory (``$GRADVIZ_CACHE_DIR``,
 else ``$XDG_CACHE_HOME/gradviz``, else ``~/.cache/gradviz``) and later
-processes load it in a few milliseconds.  A cache file is named after the
-SHA-256 of its contents (checked before wasmtime maps it), is written
-atomically, and anything wrong with it (unwritable directory, truncated or
+processes load it in a few milliseconds.  A cache file is named after (and
+its trailer holds) the key of the wasm module and the wasmtime build it was
+made from, with the SHA-256 of its payload; it is written atomically, read
+once and deserialized from the bytes that were checked.  A folder or file
+that another user owns or others can write to is refused (said once on
+stderr), and anything else wrong with it (unwritable folder, truncated or
 altered file, other wasmtime version) silently falls back to compiling.
 
 ``wasmtime`` and ``graphviz`` are imported only when a graph is rendered, so
@@ -31,6 +34,7 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -75,10 +79,12 @@ PDF_FAMILY = "gradviz-DejaVuSansMono"
 # mark (or any leak of it) for ever.
 _MAX_INSTANCE_MEMORY = 256 * 1024 * 1024
 
-# Cache files are "graphviz-<key>-<sha256 of contents>.cwasm"; the key covers
-# the wasm file, the wasmtime build and this layout's version.
-_CACHE_FORMAT = b"gradviz-cwasm-2"  # 2: engine built with a larger wasm stack
+# Cache files are "graphviz-<key>.cwasm"; the key covers the wasm file, the wasmtime
+# build and this layout's version, and is repeated inside the file's header.
+_CACHE_FORMAT = b"gradviz-cwasm-5"  # 5: small memory reservation, epoch interruption
 _WASM_STACK = 2000 * 1024
+_MEMORY_RESERVATION = 64 * 1024 * 1024
+_MEMORY_GUARD = 64 * 1024
 _CACHE_SUFFIX = ".cwasm"
 
 
@@ -353,72 +359,134 @@ def _wasm_path() -> Path:
 
 
 def _runtime_tag(wasmtime: object) -> str:
-    """Something that changes with the wasmtime build, found without a metadata lookup (slow).
+    """The wasmtime build: its version (from its install record) and native library.
 
-    The native library's platform folder and size; wasmtime itself also refuses
-    a module serialized by another version, which then just means a recompile.
+    Found without a metadata lookup (slow): the ``wasmtime-<version>.dist-info``
+    folder beside the package, and the native library's platform folder and size.
     """
     lib = getattr(getattr(wasmtime, "_ffi", None), "filename", None)
+    package = getattr(wasmtime, "__file__", None)
+    version = "?"
     try:
-        return f"{Path(lib).parent.name}-{os.stat(lib).st_size}" if lib else sys.platform
+        if package:
+            site = Path(package).parent.parent
+            version = next((n[len("wasmtime-"):-len(".dist-info")] for n in os.listdir(site)
+                            if n.startswith("wasmtime-") and n.endswith(".dist-info")), "?")
+        return f"{version}-{Path(lib).parent.name}-{os.stat(lib).st_size}" if lib else \
+            f"{version}-{sys.platform}"
     except OSError:
-        return sys.platform
+        return f"{version}-{sys.platform}"
 
 
-def _cache_prefix(wasm: bytes, wasmtime: object) -> str:
-    """The start of the cache file names that fit this wasm file and wasmtime build."""
+def _cache_key(wasm: bytes, wasmtime: object) -> bytes:
+    """What a cache file must be made from: this wasm module, this wasmtime build, this layout."""
     import hashlib
 
     key = hashlib.sha256(wasm)
     key.update(b"\0" + _CACHE_FORMAT + b"\0" + _runtime_tag(wasmtime).encode())
-    return f"graphviz-{key.hexdigest()[:32]}-"
+    return key.digest()
 
 
-def _owned_by_us(path: Path) -> bool:
-    """Refuse to load machine code from a file others could have written."""
-    if not hasattr(os, "getuid"):
-        return True
-    st = path.stat()
-    return st.st_uid == os.getuid() and not st.st_mode & 0o022
+def _cache_name(key: bytes) -> str:
+    return f"graphviz-{key.hex()[:32]}{_CACHE_SUFFIX}"
 
 
-def _load_cached(directory: Path, prefix: str, engine: object, wasmtime: object):
+# A cache file is the payload (exactly the bytes of Module.serialize()), then a trailer:
+# _MAGIC, the 32-byte key it was made for, the SHA-256 of the payload.  A trailer, not a
+# header, so that wasmtime can still map the file itself (it ignores what follows).
+_MAGIC = b"gradviz cwasm\n"
+_TRAILER = len(_MAGIC) + 64
+_refused: set = set()  # cache paths already reported as refused (said once per process)
+
+
+def _unsafe(st: os.stat_result, folder: bool) -> str | None:
+    """Why a cache folder or file must not be trusted (None: it is safe), as ssh and pip judge.
+
+    Machine code is loaded from it: only the user (or root) may have written it.
+    """
+    import stat as stat_module
+
+    if folder and not stat_module.S_ISDIR(st.st_mode):
+        return "it is not a folder"
+    if not folder and not stat_module.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    if hasattr(os, "getuid") and st.st_uid not in (os.getuid(), 0):
+        return "it belongs to another user"
+    if st.st_mode & 0o022:
+        return "others can write to it"
+    return None
+
+
+def _refuse(path: Path, why: str) -> None:
+    """Say once on stderr that the cache at ``path`` is not used, and why."""
+    if str(path) not in _refused:
+        _refused.add(str(path))
+        sys.stderr.write(f"gradviz: not using the compiled-module cache {path}: {why}; "
+                         "compiling the embedded Graphviz instead (about half a second)\n")
+
+
+def _safe_folder(directory: Path) -> bool:
+    """Whether ``directory`` exists and may hold trusted files (a refusal is said once)."""
+    try:
+        st = os.stat(directory)
+    except OSError:
+        return False
+    why = _unsafe(st, folder=True)
+    if why:
+        _refuse(directory, why)
+    return why is None
+
+
+def _load_cached(directory: Path, key: bytes, engine: object, wasmtime: object):
     """``(module, path)`` from the cache, or ``(None, None)`` if none is usable.
 
-    A cache file is named ``<prefix><sha256 of its contents>.cwasm`` and holds
-    exactly the bytes of ``Module.serialize()``, so after checking the digest
-    wasmtime can map it directly (``deserialize_file``).  A file that is
-    missing, unsafe, damaged or made by an incompatible wasmtime is skipped.
+    The file is opened once (not following a symlink), checked (owner,
+    permissions, trailer, digest), and wasmtime loads that open file: nobody
+    can swap the file between the check and the load.  A
+    file that is missing, unsafe, damaged or made for another wasm module or
+    wasmtime build is skipped (and then replaced by a fresh compile).
     """
     import hashlib
 
-    try:
-        names = sorted(
-            n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(_CACHE_SUFFIX)
-        )
-    except OSError:
+    if not _safe_folder(directory):
         return None, None
-    for name in names:
-        path = directory / name
-        try:
-            if not _owned_by_us(path):
-                continue
-            blob = path.read_bytes()
-        except OSError:
-            continue
-        if hashlib.sha256(blob).hexdigest() != name[len(prefix) : -len(_CACHE_SUFFIX)]:
-            continue
-        try:
-            return wasmtime.Module.deserialize_file(engine, str(path)), path
-        except Exception:  # another wasmtime build, or anything else: compile instead
-            continue
-    return None, None
+    path = directory / _cache_name(key)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        _refuse(path, exc.strerror or str(exc))  # a symlink (ELOOP), unreadable, ...
+        return None, None
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            why = _unsafe(os.fstat(fd), folder=False)
+            if why:
+                _refuse(path, why)
+                return None, None
+            blob = fh.read()
+            payload, trailer = blob[:-_TRAILER], blob[-_TRAILER:]
+            if trailer != _MAGIC + key + hashlib.sha256(payload).digest():
+                return None, None
+            # The open file itself, through /proc (Linux): mapped by wasmtime, not copied,
+            # and still the file checked even if its name now points elsewhere (only the
+            # user can write it, so its contents stay).  Else the checked bytes themselves.
+            here = f"/proc/self/fd/{fd}"
+            if os.path.exists(here):
+                try:
+                    return wasmtime.Module.deserialize_file(engine, here), path
+                except Exception:  # a wasmtime that refuses the trailer: from memory then
+                    pass
+            return wasmtime.Module.deserialize(engine, payload), path
+    except Exception:  # unreadable, another wasmtime build, ...: compile instead
+        return None, None
 
 
-def _store_cached(directory: Path, prefix: str, module: object) -> Path | None:
-    """Write ``module`` into the cache atomically and drop other files for the same prefix.
+def _store_cached(directory: Path, key: bytes, module: object) -> Path | None:
+    """Write ``module`` into the cache atomically.
 
-    Returns the new file's path, or None (and no exception) on any failure.
+    Returns the new file's path, or None (and no exception) on any failure or
+    when the folder is not safe to keep machine code in.
     """
     import hashlib
     import tempfile
@@ -426,11 +494,14 @@ def _store_cached(directory: Path, prefix: str, module: object) -> Path | None:
     tmp = None
     try:
         payload = bytes(module.serialize())
-        path = directory / f"{prefix}{hashlib.sha256(payload).hexdigest()}{_CACHE_SUFFIX}"
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not _safe_folder(directory):
+            return None
+        path = directory / _cache_name(key)
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".graphviz-", suffix=".tmp")
         with os.fdopen(fd, "wb") as out:
             out.write(payload)
+            out.write(_MAGIC + key + hashlib.sha256(payload).digest())
         os.replace(tmp, path)
         tmp = None
     except Exception:
@@ -440,12 +511,6 @@ def _store_cached(directory: Path, prefix: str, module: object) -> Path | None:
             except OSError:
                 pass
         return None
-    try:
-        for name in os.listdir(directory):
-            if name.startswith(prefix) and name.endswith(_CACHE_SUFFIX) and name != path.name:
-                os.unlink(directory / name)
-    except OSError:
-        pass
     return path
 
 
@@ -458,6 +523,7 @@ class _Instance:
 
     def __init__(self, wasmtime: object, engine: object, module: object) -> None:
         self.store = wasmtime.Store(engine)
+        self.store.set_epoch_deadline(1)  # wasm code runs until the next epoch tick
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         # No stdin, stdout, stderr, files, environment or arguments: output
@@ -493,6 +559,7 @@ class _Instance:
             if not len_ptr:
                 raise _Failure("out of memory in the embedded Graphviz")
             ptrs.append(len_ptr)
+            self.store.set_epoch_deadline(1)  # the next epoch tick (an interrupt) stops it
             result = self._render(self.store, ptrs[0], ptrs[1], ptrs[2], len_ptr)
             if not result:
                 err = self._last_error(self.store)
@@ -533,6 +600,16 @@ class _Embedded:
         # is exhausted near 5,000 boxes.  2000 KiB stays under wasmtime's 2 MiB cap.
         config = wasmtime.Config()
         config.max_wasm_stack = _WASM_STACK
+        # wasmtime reserves 4 GiB of address space (plus 32 GiB of guard) per memory by
+        # default, which an address-space limit (ulimit -v, prlimit --as) of a few GB
+        # refuses.  A small reservation, grown by moving, runs in 1 GB at about the same speed.
+        config.memory_reservation = _MEMORY_RESERVATION
+        config.memory_guard_size = _MEMORY_GUARD
+        config.memory_reservation_for_growth = 0
+        config.memory_may_move = True
+        # Ctrl-C must stop a long layout: wasm code checks an epoch counter, which a
+        # watcher thread advances when SIGINT or SIGTERM arrives (see _interruptible).
+        config.epoch_interruption = True
         self.engine = wasmtime.Engine(config)
         #: How the module was obtained: "cache" (loaded from the cache),
         #: "compiled+stored" (compiled, then cached) or "compiled" (cache unusable).
@@ -540,12 +617,12 @@ class _Embedded:
         #: The cache file loaded or written, if any.
         self.cache_path: Path | None = None
         try:
-            directory, prefix = cache_dir(), _cache_prefix(wasm, wasmtime)
+            directory, key = cache_dir(), _cache_key(wasm, wasmtime)
         except Exception:  # e.g. no home directory
-            directory = prefix = None
+            directory = key = None
         module = None
         if directory is not None:
-            module, self.cache_path = _load_cached(directory, prefix, self.engine, wasmtime)
+            module, self.cache_path = _load_cached(directory, key, self.engine, wasmtime)
             if module is not None:
                 self.cache_status = "cache"
         if module is None:
@@ -554,7 +631,7 @@ class _Embedded:
             except Exception as exc:
                 raise RenderError(f"the embedded Graphviz could not be loaded: {exc}") from exc
             if directory is not None:
-                self.cache_path = _store_cached(directory, prefix, module)
+                self.cache_path = _store_cached(directory, key, module)
                 if self.cache_path is not None:
                     self.cache_status = "compiled+stored"
         self.module = module
@@ -568,7 +645,13 @@ class _Embedded:
             try:
                 if instance is None:
                     instance = _Instance(wasmtime, self.engine, self.module)
-                output = instance.render(data, fmt)
+                with _interruptible(self.engine) as interrupted:
+                    try:
+                        output = instance.render(data, fmt)
+                    except Exception:
+                        if interrupted():
+                            raise KeyboardInterrupt from None
+                        raise
             except _Failure as exc:
                 # A failed render leaves Graphviz's global state such that the
                 # next render fails too: the instance is dropped (a new one
@@ -586,6 +669,58 @@ class _Embedded:
             if instance.memory_size() <= _MAX_INSTANCE_MEMORY:
                 self._instance = instance
             return output
+
+
+@contextlib.contextmanager
+def _interruptible(engine: object):
+    """Let a signal stop the wasm code running meanwhile; yields ``interrupted()``.
+
+    Python runs its signal handlers only between bytecodes, never inside a long
+    wasm call, so Ctrl-C would wait for the layout to end.  Here the C-level
+    handler's wakeup byte (``signal.set_wakeup_fd``) wakes a watcher thread,
+    which advances the engine's epoch: the wasm code traps at once, and Python's
+    own handler then runs as usual.  Only in the main thread (where signals land).
+    """
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    wake_r, wake_w = os.pipe()
+    stop_r, stop_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    fired = threading.Event()
+    try:
+        previous = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # not the main interpreter, or no signals here
+        for fd in (wake_r, wake_w, stop_r, stop_w):
+            os.close(fd)
+        yield lambda: False
+        return
+
+    def watch() -> None:
+        import select
+
+        readable, _, _ = select.select([wake_r, stop_r], [], [])
+        if wake_r in readable:
+            fired.set()
+            engine.increment_epoch()
+
+    watcher = threading.Thread(target=watch, name="gradviz-interrupt", daemon=True)
+    watcher.start()
+    try:
+        yield fired.is_set
+    finally:
+        signal.set_wakeup_fd(previous)
+        if previous != -1 and fired.is_set():
+            try:  # pass the signal on to whoever listened before us
+                os.write(previous, b"\x02")
+            except OSError:
+                pass
+        os.write(stop_w, b"x")
+        watcher.join()
+        for fd in (wake_r, wake_w, stop_r, stop_w):
+            os.close(fd)
 
 
 _EMBEDDED: _Embedded | None = None

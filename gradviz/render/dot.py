@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from gradviz.engine.backward import CUT_OFF, NOT_REQUESTED
+from gradviz.engine.format import _INVISIBLE, visible
 from gradviz.errors import GradvizValueError
 from gradviz.render.fonts import LAYOUT_FONT
 from gradviz.render.model import (CONSTANT, CURRENT, DONE, ELIDED, LEAF, OP, OUTPUT, PENDING,
@@ -96,7 +97,7 @@ THEMES = {
         },
         states={
             CURRENT: {"color": "black", "penwidth": "5", "fillcolor": "#d0d0d0"},
-            PENDING: {"color": "black", "penwidth": "2.5", "peripheries": "2"},
+            PENDING: {"color": "black", "penwidth": "3", "fillcolor": "#ececec"},  # records ignore peripheries
             DONE: {},
             WAITING: {"color": "#777777", "fontcolor": "#555555", "fillcolor": "white"},
         }),
@@ -173,7 +174,8 @@ def slide_style(style: Style, *, slide: bool = False, font_size: float | None = 
 #: A title is wrapped at this many characters (monospaced), at spaces or after ``;``.
 TITLE_WIDTH = 60
 
-_RECORD_ESCAPES = str.maketrans({ch: "\\" + ch for ch in '\\{}|<>" '} | {"\n": "\\l"})
+_RECORD_ESCAPES = _INVISIBLE | str.maketrans({ch: "\\" + ch for ch in '\\{}|<>" '}
+                                             | {"\n": "\\l"})
 
 
 def escape_record(text: str) -> str:
@@ -188,7 +190,7 @@ def escape_record(text: str) -> str:
 
 def escape_text(text: str) -> str:
     """Escape text for a plain (non-record) DOT string: quotes, backslashes, newlines."""
-    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return visible(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _field(text: str) -> str:
@@ -222,16 +224,40 @@ def short_reason(v: NodeView) -> str:
     return "not reached"
 
 
+#: Graphviz refuses a label of over 16,384 characters (a DOT file `dot` cannot read):
+#: labels are kept under this, escapes included, by showing fewer elements.
+LABEL_LIMIT = 15_000
+#: Longest name or formula shown in a box or title (the rest is cut, with "…").
+TEXT_LIMIT = 1_000
+
+
+def clip(text: str, limit: int = TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with an ellipsis."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None = None) -> str:
     """The record label of a node: title, shape, value, adjoint (by ``style.show``).
 
     A box no gradient reaches says why in a short line of its own.  ``adjoint``
     replaces the adjoint field's text (frames lay out once with the widest text
-    any step shows, then fill in each step's).
+    any step shows, then fill in each step's).  Arrays show fewer elements when
+    the label would pass Graphviz's length limit.
     """
+    elems = style.max_elems
+    label = _node_label(v, output_name, style, adjoint, elems)
+    while len(label) > LABEL_LIMIT and elems > 2:
+        elems = max(2, elems // 2)
+        label = _node_label(v, output_name, style, adjoint, elems)
+    return label
+
+
+def _node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None,
+                max_elems: int) -> str:
+    output_name = clip(output_name, 100)
     if v.kind == ELIDED:
         return escape_record(f"… {v.formula} …\nraise --max-nodes, or --roll")
-    title = v.name if not v.formula else f"{v.name} = {v.formula}"
+    title = clip(v.name if not v.formula else f"{v.name} = {v.formula}")
     if style.compact:
         head = escape_record(title + (f"  {v.grad_fn}" if v.grad_fn else ""))
     else:
@@ -244,17 +270,18 @@ def node_label(v: NodeView, output_name: str, style: Style, adjoint: str | None 
         fields.append(escape_record(format_shape(v.value)))
     if style.show in ("values", "all"):
         fields.append(_field("value  " + _indent(format_array(v.value, style.precision,
-                                                              style.max_elems), 7)))
+                                                              max_elems), 7)))
     if style.show == "all":
         fields.append(_field(adjoint if adjoint is not None else
-                             adjoint_text(v, output_name, style)))
+                             adjoint_text(v, output_name, style, max_elems)))
     body = "|".join(fields)
     return "{" + body + "}" if style.rankdir in ("BT", "TB") else body
 
 
-def adjoint_text(v: NodeView, output_name: str, style: Style) -> str:
+def adjoint_text(v: NodeView, output_name: str, style: Style,
+                 max_elems: int | None = None) -> str:
     """The adjoint line(s) of a box: the value, partial while pending, or why there is none."""
-    head = f"∂{output_name}/∂{v.name}"
+    head = f"∂{clip(output_name, 100)}/∂{clip(v.name, 100)}"
     if v.adjoint is None:
         if v.state == WAITING:
             return f"{head}  not reached yet"
@@ -264,7 +291,7 @@ def adjoint_text(v: NodeView, output_name: str, style: Style) -> str:
     if v.state == PENDING:
         head += " so far"
     return f"{head}  " + _indent(format_array(np.asarray(v.adjoint), style.precision,
-                                              style.max_elems), len(head) + 2)
+                                              max_elems or style.max_elems), len(head) + 2)
 
 
 def _indent(text: str, width: int) -> str:
@@ -297,7 +324,11 @@ def edge_label(e: EdgeView, mode: str, style: Style) -> str:
     if mode == "contribution":
         if e.contribution is None:
             return ""
-        text = format_array(np.asarray(e.contribution), style.precision, style.max_elems)
+        elems = style.max_elems
+        text = format_array(np.asarray(e.contribution), style.precision, elems)
+        while 2 * len(text) > LABEL_LIMIT and elems > 2:  # escaped, it may double
+            elems = max(2, elems // 2)
+            text = format_array(np.asarray(e.contribution), style.precision, elems)
         return f"Σ{e.count} {text}" if e.count > 1 else text
     if mode == "jacobian":
         text = jacobian_shape(e.output_shape, e.input_shape)
@@ -340,7 +371,7 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
     theme = THEMES[style.theme]
     g = _diagram_class()("gradviz")
-    label_lines = [line for t in [style.title] + notes if t for line in wrap_title(t)]
+    label_lines = [line for t in [style.title] + notes if t for line in wrap_title(clip(t))]
     sizes = font_sizes(style)
     g.attr(rankdir=style.rankdir, bgcolor=theme.background, fontname=style.font,
            fontcolor=theme.font, nodesep=f"{style.nodesep:g}", ranksep=f"{style.ranksep:g}",

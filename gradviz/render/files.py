@@ -68,7 +68,9 @@ def _replace(real: str, shown: str, data: bytes, existing: os.stat_result | None
     """Write ``real`` by a temporary file in its folder and an atomic rename."""
     directory = os.path.dirname(real) or "."
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)}.", suffix=".tmp",
+        # The name is cut short: the temporary name adds 14 characters to it, and a name
+        # of up to 255 must still work.
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(real)[:100]}.", suffix=".tmp",
                                    dir=directory)
     except OSError as exc:
         raise RenderError(f"cannot write {shown}: {exc.strerror or exc} "

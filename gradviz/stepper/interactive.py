@@ -8,7 +8,9 @@ is redrawn at its new size.
 from __future__ import annotations
 
 import signal
-from typing import Any, Callable
+import sys
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -41,7 +43,7 @@ def run(viewer: Viewer, console: Any, getchar: Callable[[], str] = click.getchar
         size = console.size
         return viewer.render(size.width, size.height)
 
-    with console.screen(hide_cursor=True) as screen:
+    with console.screen(hide_cursor=True) as screen, _quiet_keyboard():
         screen.update(draw())
         previous = None
         if hasattr(signal, "SIGWINCH"):
@@ -64,6 +66,29 @@ def run(viewer: Viewer, console: Any, getchar: Callable[[], str] = click.getchar
         finally:
             if previous is not None:
                 signal.signal(signal.SIGWINCH, previous)
+
+
+@contextmanager
+def _quiet_keyboard() -> Iterator[None]:
+    """No echo and no line buffering for the whole session, the terminal's modes restored after.
+
+    click.getchar() switches to raw mode only while it reads: a key pressed while
+    the screen was being drawn was echoed and held in the line buffer (a ``?``
+    appeared at the bottom and the help never opened).
+    """
+    try:
+        import termios
+        import tty
+        fd = sys.stdin.fileno()
+        saved = termios.tcgetattr(fd)
+    except (ImportError, OSError, ValueError, AttributeError):  # not a terminal: nothing to do
+        yield
+        return
+    try:
+        tty.setcbreak(fd, termios.TCSANOW)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 class _Resize(Exception):
