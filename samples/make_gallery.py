@@ -14,7 +14,7 @@ Command conventions in the documentation: a line starting ``gradviz``
 ``gradviz ...`` part of a ``&&`` chain, a line starting ``gradviz`` under
 "Examples:" in a ``--help`` text, and the inline command in the first cell of
 a gallery row.  A command whose comment starts ``# error`` shows an error:
-it must exit with status 2.
+it must exit with status 2, with the message the comment quotes (up to a ``...``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class Command:
     text: str               # as written (continuation lines joined)
     argv: tuple[str, ...]   # shell words, the comment dropped
     shows_error: bool       # marked `# error`: expected to exit with status 2
+    error_text: str = ""    # what the comment says the error reads (``# error: TEXT ...``)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,9 @@ def _split_comment(text: str) -> tuple[str, str]:
 
 def _command(text: str) -> Command:
     code, comment = _split_comment(text)
-    return Command(text, tuple(shlex.split(code)), bool(re.match(r"#\s*error\b", comment)))
+    marked = re.match(r"#\s*error\b:?\s*(.*)", comment)
+    expected = marked.group(1).strip().removesuffix("...").strip() if marked else ""
+    return Command(text, tuple(shlex.split(code)), bool(marked), expected)
 
 
 def _joined_lines(lines: list[str]) -> list[str]:

@@ -321,3 +321,22 @@ def test_group_calls_is_per_thread():
         mine = f(x)
     assert mine.scope.name == "f"
     assert getattr(made["other"], "scope", None) is None
+
+
+def test_a_value_computed_before_the_loop_and_read_by_every_step_rolls(tmp_path):
+    """`Wt = W.T` once, then `h = tanh(Wt @ h)` in the loop: Wt is shared, like a weight."""
+    source = '''\
+    import gradviz as gv
+    W = gv.tensor([[0.5, -0.2], [0.1, 0.3]], requires_grad=True)
+    Wt = W.T
+    h = gv.tensor([1.0, 2.0], requires_grad=True)
+    for _ in range(7):
+        h = gv.tanh(Wt @ h)
+    loss = h.sum()
+    '''
+    svg, stdout, ns = render_script(tmp_path, source, "--roll")
+    (loop,) = rolled_boxes(svg)
+    assert loop["lines"][0] == "h = [Wt @ · → tanh(·)] ×7"
+    (gW,) = gv.grad(ns["loss"], ns["W"])
+    np.testing.assert_allclose(numbers(field(box(svg, "W"), "∂")), gW.detach().numpy()[0],
+                               rtol=1e-3)

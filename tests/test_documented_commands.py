@@ -99,6 +99,7 @@ def test_extraction_rules():
         ("gradviz", "render", "a # b", "-v", "a=1", "-o", "out.svg"),
         ("gradviz", "render", "x")]
     assert [c.shows_error for c in commands] == [False, False, True]
+    assert commands[2].error_text == "no value"
     assert make_gallery._redirected(["gradviz", "-o", "a/b.png", "--output=c.svg", "-o", "-"],
                                     Path("/t")) == ["gradviz", "-o", "/t/b.png",
                                                     "--output=/t/c.svg", "-o", "-"]
@@ -113,6 +114,7 @@ def test_documented_command_runs(where, command, scratch, tmp_path):
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
         assert "Traceback" not in result.stderr
+        assert lines[0].startswith("error: " + command.error_text), (command.error_text, lines)
     else:
         assert result.returncode == 0, (command.text, result.stdout, result.stderr)
         assert "Traceback" not in result.stderr

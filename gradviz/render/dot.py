@@ -378,7 +378,8 @@ def to_digraph(view: GraphView, style: Style, output_name: str, notes: list[str]
         tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
     theme = THEMES[style.theme]
     g = _diagram_class()("gradviz")
-    label_lines = [line for t in [style.title] + notes if t for line in wrap_title(clip(t))]
+    label_lines = [line for t in [style.title] + notes if t
+                   for line in wrap_title(visible(clip(t)))]  # visible first: strip() eats \x85
     sizes = font_sizes(style)
     g.attr(rankdir=style.rankdir, bgcolor=theme.background, fontname=style.font,
            fontcolor=theme.font, nodesep=f"{style.nodesep:g}", ranksep=f"{style.ranksep:g}",
