@@ -467,7 +467,7 @@ class BackwardPass:
                         local = c = rule(g, *saved, **params)
                         xa = x.data
                         if c.shape != xa.shape:
-                            c = fit_shape(c, xa.shape)
+                            c = _fit_contribution(op, i, c, xa.shape)
                         xd = xa.dtype  # a float32 leaf keeps a float32 grad
                         if c.dtype is not xd and c.dtype != xd:
                             c = cast(c, dtype=xd, src=c.dtype)
@@ -522,6 +522,24 @@ class BackwardPass:
                 Tensor(g, dtype=g.dtype)
         else:
             n._grad.data = n._grad.data + g
+
+
+def _fit_contribution(op: Any, i: int, c: Any, shape: tuple) -> Any:
+    """Un-broadcast a VJP rule's result to its input's shape, or say which rule is wrong.
+
+    A right rule returns the output's shape (which the input broadcast to) or the
+    input's own; anything smaller would be spread silently by broadcasting into
+    a wrong gradient, so it is refused here, naming the op.
+    """
+    try:
+        if np.broadcast_shapes(tuple(c.shape), tuple(shape)) != tuple(c.shape):
+            raise ValueError
+        return fit_shape(c, shape)
+    except (ValueError, ShapeError):
+        raise ShapeError(f"op {op.name!r}: its VJP rule for input {i} returned shape "
+                         f"{tuple(c.shape)}, which input {i}'s shape {tuple(shape)} does not "
+                         "broadcast to: a rule returns the output's shape or the input's"
+                         ) from None
 
 
 def _derivative(n: Tensor, i: int, x: Tensor, saved: tuple) -> Any:
