@@ -120,7 +120,7 @@ class _Template:
 
     def __init__(self, root: ET.Element, output_name: str, caption_lines: int = 1) -> None:
         self.output_name = output_name
-        self._texts: dict[tuple, tuple[str, list[str]]] = {}
+        self._texts: dict[tuple, tuple[str, str, list[str]]] = {}
         self._slots: list[tuple[ET.Element, str | None]] = []
         self.nodes: dict[str, dict[str, list[int]]] = {}
         self.edges: dict[str, dict[str, list[int]]] = {}
@@ -136,7 +136,6 @@ class _Template:
         text = ET.tostring(root, encoding="unicode")
         self._pieces = _TOKEN.split(text)  # text, slot number, text, slot number, ...
         self._order = [int(k) for k in self._pieces[1::2]]
-        self._in_attribute = [self._slots[k][1] is not None for k in self._order]
 
     def _slot(self, el: ET.Element, attr: str | None) -> int:
         i = len(self._slots)
@@ -189,11 +188,13 @@ class _Template:
     def fill(self, view: GraphView, caption: str, style: Style, theme: Any,
              labels: str) -> bytes:
         """This frame's SVG: the template with ``view``'s styles and texts."""
+        # Values go in already escaped: colours and widths need none, texts are escaped
+        # once where they are made (a frame has thousands of slots).
         values = [""] * len(self._slots)
         lines = wrap_title(caption)
         for j, k in enumerate(self.caption):
-            values[k] = (" ".join(lines[j:]) if j == len(self.caption) - 1 else lines[j]) \
-                if j < len(lines) else ""
+            values[k] = _escape((" ".join(lines[j:]) if j == len(self.caption) - 1 else lines[j])
+                                if j < len(lines) else "", False)
         for v in view.nodes:
             slots = self.nodes.get(v.id)
             if slots is not None:
@@ -206,18 +207,11 @@ class _Template:
             colour = theme.muted if e.pruned or e.state == UNFLOWED else theme.edge
             for k in slots["stroke"] + slots["fill"]:
                 values[k] = colour
+            label = _escape(f" {text}  ", False) if text else ""
             for k in slots["label"]:
-                values[k] = f" {text}  " if text else ""
-        escaped: dict[tuple[str, bool], str] = {}  # colours and texts repeat across slots
-
-        def escape(value: str, attribute: bool) -> str:
-            text = escaped.get((value, attribute))
-            if text is None:
-                text = escaped[(value, attribute)] = _escape(value, attribute)
-            return text
-
+                values[k] = label
         out = self._pieces[:]
-        out[1::2] = [escape(values[k], a) for k, a in zip(self._order, self._in_attribute)]
+        out[1::2] = [values[k] for k in self._order]
         return _XML_HEAD + "".join(out).encode("utf-8")
 
     def _node(self, values: list[str], slots: dict[str, list[int]], v: NodeView, style: Style,
@@ -240,11 +234,14 @@ class _Template:
         key = (v.id, v.state, v.reason, id(v.adjoint))
         made = self._texts.get(key)
         if made is None:
-            made = self._texts[key] = (node_tooltip(v, style),
-                                       adjoint_text(v, self.output_name, style).split("\n"))
-        tip, lines = made
+            tip = node_tooltip(v, style)
+            made = self._texts[key] = (
+                _escape(tip, False), _escape(tip, True),
+                [_escape(line, False) for line in
+                 adjoint_text(v, self.output_name, style).split("\n")])
+        tip_text, tip_attribute, lines = made
         for k in slots["tip"]:
-            values[k] = tip
+            values[k] = tip_attribute if self._slots[k][1] is not None else tip_text
         texts = slots["texts"]
         for j, k in enumerate(texts):
             values[k] = ("   ".join(lines[j:]) if j == len(texts) - 1 else lines[j]) \
