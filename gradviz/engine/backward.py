@@ -586,10 +586,6 @@ class History:
             out.update(changes)
         return out
 
-    def visited_at(self, k: int) -> list[Tensor]:
-        """The nodes visited by steps 0..k, in order."""
-        return [s.node for s in self.steps[:k + 1]]
-
     def pending_at(self, k: int) -> dict[int, Any]:
         """The frontier after step ``k``: node id -> partial adjoint, not yet visited."""
         done = {id(s.node) for s in self.steps[:k + 1]}

@@ -280,8 +280,12 @@ def _grouping_notes(tape: Tape, collapse: Sequence[str]) -> list[str]:
     return []
 
 
-def finish(prepared: Prepared, view: GraphView, style: Style) -> Drawing:
-    """The last stage: a :class:`Drawing` of ``view`` (the Digraph, notes, warnings)."""
+def finish(prepared: Prepared, view: GraphView, style: Style,
+           adjoints: dict[str, str] | None = None) -> Drawing:
+    """The last stage: a :class:`Drawing` of ``view`` (the Digraph, notes, warnings).
+
+    ``adjoints`` replaces boxes' adjoint texts (frames lay out the widest text of any step).
+    """
     notes = prepared.notes + view.notes
     warnings = []
     bad = [v.name for v in view.nodes if has_nonfinite(v.value)
@@ -290,7 +294,8 @@ def finish(prepared: Prepared, view: GraphView, style: Style) -> Drawing:
         warnings.append("non-finite values (nan or inf) in " + ", ".join(bad[:8])
                         + (" ..." if len(bad) > 8 else ""))
     tooltips = {v.id: node_tooltip(v, style) for v in view.nodes}
-    digraph = to_digraph(view, style, prepared.tape.name(prepared.output), notes, tooltips)
+    digraph = to_digraph(view, style, prepared.tape.name(prepared.output), notes, tooltips,
+                         adjoints)
     return Drawing(digraph, view, prepared.tape, prepared.steps, notes, warnings, tooltips,
                    prepared)
 

@@ -22,7 +22,7 @@ from typing import Any
 from gradviz.errors import GradvizError
 from gradviz.render import finish
 from gradviz.render.dot import (AUTO_EDGE_LABEL_LIMIT, THEMES, Style, adjoint_text, edge_label,
-                                node_tooltip, to_digraph, wrap_title)
+                                node_tooltip, wrap_title)
 from gradviz.render.model import OUTPUT, PRUNED, UNFLOWED, GraphView, NodeView, restate
 from gradviz.stepper.session import Session
 from gradviz.stepper.text import one_line
@@ -96,10 +96,8 @@ def render_frames(session: Session, *, theme: str = "light", renderer: str = "au
         for v in view.nodes:
             adjoint_texts[v.id].append(adjoint_text(v, output_name, style))
     layout = GraphView(views[0].nodes, final.edges, views[0].notes)
-    drawing = finish(prepared, layout, style)
-    drawing.digraph = to_digraph(layout, style, output_name, prepared.notes + layout.notes,
-                                 drawing.tooltips,
-                                 {k: _widest(t) for k, t in adjoint_texts.items()})
+    drawing = finish(prepared, layout, style,
+                     {k: _widest(t) for k, t in adjoint_texts.items()})
     template = _Template(ET.fromstring(drawing.pipe("svg", renderer)), output_name,
                          len(widest))
     frames = []
