@@ -905,6 +905,7 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
     from rich.markup import escape
     from rich.table import Table
 
+    from gradviz.render.values import format_bytes
     from gradviz.teach import cost
     from gradviz.teach.plot import plot_format, require_matplotlib
 
@@ -925,8 +926,8 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
     f, r = report.forward, report.reverse
     table.add_row("sweeps for the Jacobian", f"{f.sweeps} (n)", f"{r.sweeps} (m)")
     table.add_row("rule evaluations", _count(f.evaluations, "JVP"), _count(r.evaluations, "VJP"))
-    table.add_row("most bytes held", f"{cost.format_bytes(f.held_bytes)} tangents",
-                  f"{cost.format_bytes(r.held_bytes)}, {cost.format_bytes(r.saved_bytes)} saved")
+    table.add_row("most bytes held", f"{format_bytes(f.held_bytes)} tangents",
+                  f"{format_bytes(r.held_bytes)}, {format_bytes(r.saved_bytes)} saved")
     table.add_row("wall time", cost.format_seconds(f.seconds), cost.format_seconds(r.seconds))
     table.add_row("time per sweep", cost.format_seconds(f.seconds_per_sweep),
                   cost.format_seconds(r.seconds_per_sweep))

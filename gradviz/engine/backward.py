@@ -110,6 +110,16 @@ class Step(NamedTuple):
         return tuple((e.input, e.value) for e in self.edges)
 
 
+def saved_values(node: Tensor, kept: Mapping[int, Any] | None = None) -> Any:
+    """What ``node``'s op saved for backward: its own, or once a pass freed them, the copy
+    :func:`keep_saved` set aside (None: gone)."""
+    if node.saved is None and kept:
+        held = kept.get(id(node))
+        if held is not None:
+            return held[1]
+    return node.saved
+
+
 def saved_arrays(node: Tensor, saved: Any = None) -> list[tuple[np.ndarray, bool]]:
     """The distinct arrays ``node``'s op saved for backward, each with whether it is an alias.
 
@@ -445,10 +455,9 @@ class BackwardPass:
                 if op is not None and not n.is_leaf:
                     saved = n.saved
                     if saved is None and op.saves_tensors:  # saved_freed(n), inlined
-                        kept = self.kept.get(id(n))
-                        if kept is None:
+                        saved = saved_values(n, self.kept)
+                        if saved is None:
                             raise AutogradError(FREED)
-                        saved = kept[1]
                     if last_inplace[0] > n.seq: check_saved_versions(n)  # noqa: E701
                     if create:
                         saved = op.pick_saved(n.inputs, n)

@@ -118,3 +118,12 @@ def jacobian_shape(out_shape: tuple[int, ...], in_shape: tuple[int, ...]) -> str
 def has_nonfinite(a: np.ndarray) -> bool:
     a = np.asarray(a)
     return a.dtype.kind in "fc" and not bool(np.all(np.isfinite(a)))
+
+
+def format_bytes(b: int) -> str:
+    """A size as a person reads it: 512 B, 4.0 kB, 1.2 MB."""
+    if b < 1000:
+        return f"{b} B"
+    if b < 1_000_000:
+        return f"{b / 1e3:.1f} kB"
+    return f"{b / 1e6:.1f} MB"

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gradviz.engine.backward import Step, saved_arrays, saved_freed
+from gradviz.engine.backward import Step, saved_arrays, saved_freed, saved_values
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import GradvizError
 from gradviz.render import Prepared, prepare
@@ -104,8 +104,7 @@ class Session:
         from gradviz.engine.tape import Tape
         nodes = Tape(output).nodes
         self.from_kept = any(saved_freed(n) and id(n) in kept for n in nodes)
-        saved = {id(n): saved_arrays(n, kept[id(n)][1] if saved_freed(n) and id(n) in kept
-                                     else None) for n in nodes if n.requires_grad}
+        saved = {id(n): saved_arrays(n, saved_values(n, kept)) for n in nodes if n.requires_grad}
         self.prepared: Prepared = prepare(output, wrt=wrt, retain_graph=retain_graph,
                                           record=True, kept=kept)
         if self.prepared.steps is None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gradviz.render.values import format_array
+from gradviz.render.values import format_array, format_bytes
 from gradviz.stepper.session import (CURRENT, DONE, NOT_REACHED, PENDING, PRUNED, EdgeLine,
                                      Frame, Memory, Session)
 
@@ -68,26 +68,18 @@ class Formatter:
 
     def memory(self, m: Memory, short: bool = False) -> str:
         """Saved values held and freed so far, saying how much freeing really released."""
-        held = _bytes(m.held_released + m.held_aliased)
+        held = format_bytes(m.held_released + m.held_aliased)
         if m.retain_graph:
             return f"saved for backward {held} held (retain_graph=True: kept for another pass)"
-        freed = _bytes(m.freed_released + m.freed_aliased)
+        freed = format_bytes(m.freed_released + m.freed_aliased)
         if short:
             return (f"{held} saved for backward held · {freed} freed, "
-                    f"{_bytes(m.freed_released)} of it released")
+                    f"{format_bytes(m.freed_released)} of it released")
         text = f"saved for backward {held} held · {freed} freed"
         if m.freed_aliased:
-            text += (f" ({_bytes(m.freed_aliased)} were forward values the tape keeps for "
-                     f"display: {_bytes(m.freed_released)} released)")
+            text += (f" ({format_bytes(m.freed_aliased)} were forward values the tape keeps for "
+                     f"display: {format_bytes(m.freed_released)} released)")
         return text
-
-
-def _bytes(n: int) -> str:
-    if n < 1024:
-        return f"{n} B"
-    if n < 1024 ** 2:
-        return f"{n / 1024:.1f} KiB"
-    return f"{n / 1024 ** 2:.1f} MiB"
 
 
 def _table(rows: list[list[str]], indent: str = "    ") -> list[str]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from gradviz.engine.backward import BackwardPass
+from gradviz.engine.backward import BackwardPass, saved_arrays, saved_values
 from gradviz.engine.forward import ForwardSweep
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
@@ -156,12 +156,8 @@ def _reverse_row(output: Tensor, inputs: Sequence[Tensor], i: int, count: bool,
 
 def saved_bytes(output: Tensor, kept: Mapping[int, Any] | None = None) -> int:
     """Bytes of the values the forward pass saved for backward (each array counted once)."""
-    kept = kept or {}
-    arrays = {}
-    for n in Tape(output).nodes:
-        saved = n.saved if n.saved is not None or id(n) not in kept else kept[id(n)][1]
-        if n.requires_grad:
-            arrays.update((id(v), v) for v in (saved or ()) if isinstance(v, np.ndarray))
+    arrays = {id(a): a for n in Tape(output).nodes if n.requires_grad
+              for a, _ in saved_arrays(n, saved_values(n, kept))}
     return sum(a.nbytes for a in arrays.values())
 
 
@@ -288,10 +284,3 @@ def format_seconds(s: float) -> str:
     return f"{s * 1e6:.3g} µs"
 
 
-def format_bytes(b: int) -> str:
-    """A size as a person reads it: 512 B, 4.0 kB, 1.2 MB."""
-    if b < 1000:
-        return f"{b} B"
-    if b < 1_000_000:
-        return f"{b / 1e3:.1f} kB"
-    return f"{b / 1e6:.1f} MB"
