@@ -135,6 +135,15 @@ def test_plot_derivative_of_sin_is_cos(tmp_path):
     assert "400 points from -20 to 19.9" in result.output
 
 
+def test_plot_takes_formulas_pasted_from_pytorch(tmp_path):
+    """plot parses with the same formula language as render (it had its own, without torch.)."""
+    target = tmp_path / "sin.csv"
+    result = run("plot", "torch.sin(x)", "--x", "0:1:0.25", "-o", str(target))
+    assert result.exit_code == 0, result.output
+    x, f, dfdx = np.array(list(csv.reader(target.open()))[1:], dtype=float).T
+    np.testing.assert_allclose(dfdx, np.cos(x), atol=1e-6)
+
+
 def test_plot_writes_an_svg_chart(tmp_path):
     target = tmp_path / "sin.svg"
     result = run("plot", "tanh(x) * x", "--x", "-3:3:0.1", "-o", str(target))

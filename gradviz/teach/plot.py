@@ -209,11 +209,10 @@ def terminal_chart(curve: Curve, width: int = 72, height: int = 18) -> list[str]
 
 def curve_of(source: str, x_range: str) -> Curve:
     """f and df/dx for the formula ``source`` of one variable, over ``START:STOP:STEP``."""
-    from gradviz.frontends import expr
-    from gradviz.frontends.program import as_function
-    from gradviz.functions import EXPRESSION_FUNCTIONS, EXPRESSION_METHODS
+    from gradviz.frontends.program import as_function, parse
 
-    names = list(expr.parse(source, EXPRESSION_FUNCTIONS, EXPRESSION_METHODS).free_names)
+    # The formula language every command shares (torch. prefixes, methods, ...).
+    names = list(parse(source).free_names)
     if len(names) != 1:
         raise GradvizValueError(f"plot draws a function of one variable; the expression uses "
                                 f"{len(names)}: {', '.join(names) or 'none'}")
