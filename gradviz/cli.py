@@ -18,6 +18,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import click
 
 from gradviz.errors import GradvizError, RenderError, ScriptError
+from gradviz.render.values import plural
 from gradviz.frontends.load import split_names
 from gradviz.frontends.program import FUNCTIONS
 from gradviz.functions import EXPRESSION_METHODS
@@ -505,7 +506,7 @@ def _check(target: str, values: Sequence[str], seed: int, eps: float,
         sys.exit(1)
     left_out = sum(len(k) for k in result.kinks)
     console.print("[green]derivatives agree with finite differences[/]" + (
-        f" wherever they exist ({_count(left_out, 'element')} at a kink left out)"
+        f" wherever they exist ({plural(left_out, 'element')} at a kink left out)"
         if left_out else ""), soft_wrap=True)
 
 
@@ -532,17 +533,13 @@ def _script_function(name: str, obj: Any, count: int) -> Any:
         most = float("inf") if any(p.kind == p.VAR_POSITIONAL
                                    for p in signature.parameters.values()) else len(positional)
         if least <= count <= most:  # e.g. a required keyword-only parameter
-            raise GradvizError(f"{name} cannot be called with {_count(count, 'input')}: "
+            raise GradvizError(f"{name} cannot be called with {plural(count, 'input')}: "
                                f"{exc}") from None
         takes = (f"{least}" if least == most else f"at least {least}" if most == float("inf")
                  else f"{least} to {most}")
         raise GradvizError(f"{name} takes {takes} input{'' if takes == '1' else 's'}, "
-                           f"got {_count(count, '-v value')}") from None
+                           f"got {plural(count, '-v value')}") from None
     return obj
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _short_repr(value: Any) -> str:
@@ -918,14 +915,14 @@ def _cost(expr: str, values: Sequence[str], constants: Sequence[str], seed: int 
     console = Console(highlight=False, soft_wrap=True)
     shapes = ", ".join(f"{n}{list(x.data.shape) if x.data.ndim else ''}"
                        for n, x in zip(names, inputs))
-    console.print(f"f: R^{report.n} -> R^{report.m}: n = {_count(report.n, 'input component')} "
-                  f"({escape(shapes)}), m = {_count(report.m, 'output component')}")
+    console.print(f"f: R^{report.n} -> R^{report.m}: n = {plural(report.n, 'input component')} "
+                  f"({escape(shapes)}), m = {plural(report.m, 'output component')}")
     table = Table(box=None, header_style="bold", pad_edge=False)
     for heading in ("", "forward (tangents up)", "reverse (adjoints down)"):
         table.add_column(heading, justify="right" if heading else "left")
     f, r = report.forward, report.reverse
     table.add_row("sweeps for the Jacobian", f"{f.sweeps} (n)", f"{r.sweeps} (m)")
-    table.add_row("rule evaluations", _count(f.evaluations, "JVP"), _count(r.evaluations, "VJP"))
+    table.add_row("rule evaluations", plural(f.evaluations, "JVP"), plural(r.evaluations, "VJP"))
     table.add_row("most bytes held", f"{format_bytes(f.held_bytes)} tangents",
                   f"{format_bytes(r.held_bytes)}, {format_bytes(r.saved_bytes)} saved")
     table.add_row("wall time", cost.format_seconds(f.seconds), cost.format_seconds(r.seconds))

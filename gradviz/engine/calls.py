@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Iterator
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from gradviz.engine import tensor as _tensor
 
-__all__ = ["Call", "group_calls", "scope_of"]
+__all__ = ["Call", "group_calls"]
 
 _open_lock = threading.Lock()  # guards the count of open blocks, shared by all threads
 
@@ -48,7 +48,6 @@ class Call:
     qualname: str                   # Class.method or outer.<locals>.inner
     number: int
     parent: "Call | None" = None
-    depth: int = field(default=0)
 
     @property
     def label(self) -> str:
@@ -61,11 +60,6 @@ class Call:
             out.append(call)
             call = call.parent
         return out[::-1]
-
-
-def scope_of(node: Any) -> Call | None:
-    """The innermost user call ``node`` was made in, or None (made outside, or not recorded)."""
-    return getattr(node, "scope", None)
 
 
 class group_calls:
@@ -121,8 +115,7 @@ class group_calls:
         name = code.co_name
         qualname = getattr(code, "co_qualname", name)  # Python 3.11+
         self._counts[qualname] = number = self._counts.get(qualname, 0) + 1
-        call = Call(name, qualname, number, parent,
-                    0 if parent is None else parent.depth + 1)
+        call = Call(name, qualname, number, parent)
         self._calls[id(frame)] = (frame, call)
         return call
 

@@ -127,3 +127,8 @@ def format_bytes(b: int) -> str:
     if b < 1_000_000:
         return f"{b / 1e3:.1f} kB"
     return f"{b / 1e6:.1f} MB"
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 input``, ``3 inputs`` (``nouns``: the plural, when it is not noun + s)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"

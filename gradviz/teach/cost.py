@@ -21,6 +21,7 @@ from gradviz.engine.forward import ForwardSweep
 from gradviz.engine.tape import Tape
 from gradviz.engine.tensor import Tensor
 from gradviz.errors import AutogradError, GradvizValueError
+from gradviz.render.values import plural
 
 #: Beyond this many sweeps or passes, a full Jacobian is refused: it would take minutes.
 MAX_SWEEPS = 20_000
@@ -239,20 +240,16 @@ def _verdict(n: int, m: int, forward: ModeCost, reverse: ModeCost) -> tuple[str,
     times = (f"(measured: forward {format_seconds(forward.seconds)}, "
              f"reverse {format_seconds(reverse.seconds)})")
     if max(n, m) <= 1.25 * min(n, m):
-        return "even", (f"about even: n = {_plural(n, 'input')} and m = {_plural(m, 'output')} "
-                        f"are close, so forward mode's {_plural(n, 'sweep')} and reverse mode's "
-                        f"{_plural(m, 'pass', 'passes')} cost alike {times}")
+        return "even", (f"about even: n = {plural(n, 'input')} and m = {plural(m, 'output')} "
+                        f"are close, so forward mode's {plural(n, 'sweep')} and reverse mode's "
+                        f"{plural(m, 'pass', 'passes')} cost alike {times}")
     if m < n:
         return "reverse", (f"reverse is cheaper here: one pass per output gives every input's "
-                           f"derivative, so m = {_plural(m, 'pass', 'passes')} against forward "
+                           f"derivative, so m = {plural(m, 'pass', 'passes')} against forward "
                            f"mode's n = {n} sweeps, one per input {times}")
     return "forward", (f"forward is cheaper here: one sweep per input gives every output's "
-                       f"derivative, so n = {_plural(n, 'sweep')} against reverse "
+                       f"derivative, so n = {plural(n, 'sweep')} against reverse "
                        f"mode's m = {m} passes, one per output {times}")
-
-
-def _plural(count: int, noun: str, nouns: str | None = None) -> str:
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def time_against_n(output: Tensor, inputs: Sequence[Tensor], points: int = 12,
