@@ -10,6 +10,7 @@ them in reverse.  Semantics follow PyTorch wherever a learner would notice.
 from __future__ import annotations
 
 import itertools
+import math
 import operator
 import threading
 import warnings
@@ -427,7 +428,10 @@ def _modify_in_place(t: Tensor, value: np.ndarray, what: str) -> None:
             f"{what}() would change a value of the graph in place, which gradviz does not "
             "record: write it out of place (a = zeros_like(a), a = a + 1) or under no_grad()")
     seq = next(_seq)
-    t._inplace = getattr(t, "_inplace", ()) + (seq,)
+    changes = getattr(t, "_inplace", None)  # a list: appending must not copy the history
+    if changes is None:
+        t._inplace = changes = []
+    changes.append(seq)
     t.data = value
     last_inplace[0] = seq
 
@@ -582,7 +586,8 @@ def record(op: Any, args: tuple, params: dict) -> Tensor:
         inputs = tuple(a if isinstance(a, Tensor) else _constant_like(a, ref) for a in args)
         arrays = promote([x.data for x in inputs])
         wants = any(x.requires_grad for x in inputs)
-        if len(arrays) > 1 and np.prod([a.size for a in arrays], dtype=object) > MAX_ELEMENTS:
+        # A cheap bound first (the product of the sizes): the exact check is rarely needed.
+        if len(arrays) > 1 and math.prod(a.size for a in arrays) > MAX_ELEMENTS:
             check_output_size(op, arrays)
     try:
         out = op.forward(*arrays, **params)
@@ -623,7 +628,7 @@ _new = object.__new__
 MAX_ELEMENTS = 100_000_000
 
 
-def check_output_size(op: "_opmod.Op", arrays: Sequence[np.ndarray],
+def check_output_size(op: Any, arrays: Sequence[np.ndarray],
                       shape: tuple | None = None) -> None:
     """Raise a clear error if ``op`` on ``arrays`` (or an output of ``shape``) is too large."""
     if shape is None:
@@ -633,7 +638,7 @@ def check_output_size(op: "_opmod.Op", arrays: Sequence[np.ndarray],
                 np.broadcast_shapes(*shapes)
         except ValueError:
             return  # shapes that do not fit: the op says so itself
-    count = int(np.prod(shape, dtype=object))
+    count = math.prod(int(n) for n in shape)
     if count > MAX_ELEMENTS:
         raise ShapeError(f"{op.name}: the result would have {count:,} elements (shape "
                          f"{tuple(shape)}), over gradviz's limit of {MAX_ELEMENTS:,} "

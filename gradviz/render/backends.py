@@ -47,8 +47,6 @@ from gradviz.render.fonts import FAMILY, FONT_FILE, embed_font
 __all__ = [
     "RENDERERS",
     "FORMATS",
-    "EMBEDDED_FORMATS",
-    "LAYOUT_FORMATS",
     "DEFAULT_DPI",
     "system_available",
     "embedded_available",
@@ -61,10 +59,6 @@ __all__ = [
 
 RENDERERS = ("auto", "system", "embedded")
 FORMATS = ("svg", "png", "pdf", "dot", "json")
-#: The formats Graphviz itself writes; PNG and PDF are converted from the SVG.
-LAYOUT_FORMATS = ("svg", "dot", "json")
-#: The formats the embedded renderer gives (all of them, since PNG and PDF come from SVG).
-EMBEDDED_FORMATS = FORMATS
 #: Resolution of PNG output: 192 dpi, twice a screen's, sharp when a slide scales it up.
 DEFAULT_DPI = 192.0
 

@@ -16,14 +16,12 @@ whose characters are 0.6 em wide as well.  DejaVu's licence: ``fonts/LICENSE``.
 
 from __future__ import annotations
 
-import base64
 import functools
-import html
 import re
 from pathlib import Path
 
 __all__ = ["FONT_DIR", "FONT_FILE", "FAMILY", "LAYOUT_FONT", "CORE_TEXT", "ADVANCE",
-           "embed_font", "text_width", "subset_font"]
+           "embed_font", "subset_font"]
 
 FONT_DIR = Path(__file__).resolve().parent / "fonts"
 #: The shipped font (a subset of DejaVu Sans Mono: Latin, Greek, Cyrillic, math symbols).
@@ -40,8 +38,6 @@ _EMBEDDED_FAMILY = "gradviz-mono"
 SVG_FAMILY = f"{_EMBEDDED_FAMILY},{FAMILY},Liberation Mono,Courier New,monospace"
 #: Advance width of every glyph of DejaVu Sans Mono, in em (1233/2048).
 ADVANCE = 1233 / 2048
-#: Ascent and descent of the font in em (hhea table), for text boxes.
-ASCENT, DESCENT = 1901 / 2048, 483 / 2048
 
 #: The characters gradviz itself writes, embedded from a subset made in advance
 #: (tools/make_fonts.py); a drawing with others gets its own subset at run time.
@@ -54,17 +50,14 @@ CORE_TEXT = (
 _CORE = frozenset(CORE_TEXT)
 
 
-def text_width(text: str, size: float) -> float:
-    """The width of ``text`` at ``size`` in the shipped font (monospaced: one advance a character)."""
-    return len(text) * ADVANCE * size
-
-
 _TEXT = re.compile(rb"<text\b[^>]*>(.*?)</text>", re.S)
 _FAMILY_ATTR = re.compile(rb'font-family="[^"]*"')
 _SVG_OPEN = re.compile(rb"<svg\b[^>]*>")
 
 
 def _characters(svg: bytes) -> set[str]:
+    import html  # here, not at start-up: only a drawing being written needs it
+
     chars: set[str] = set()
     for match in _TEXT.finditer(svg):
         chars.update(html.unescape(match.group(1).decode("utf-8", errors="replace")))
@@ -106,6 +99,8 @@ def embed_font(svg: bytes) -> bytes:
     monospaced ones; the font is the prepared core subset when the drawing
     uses only its characters, else a subset made for this drawing.
     """
+    import base64  # here, not at start-up
+
     match = _SVG_OPEN.search(svg)
     if match is None:
         return svg

@@ -30,7 +30,6 @@ ELIDED_ID = "elided"
 DONE, CURRENT, PENDING, WAITING = "done", "current", "pending", "waiting"
 # Where an edge stands: it carried its contribution, or it will, or it never does.
 FLOWED, UNFLOWED = "flowed", "unflowed"
-NODE_STATES = (DONE, CURRENT, PENDING, WAITING)
 
 
 @dataclass
@@ -226,7 +225,6 @@ def build_view(tape: Tape, state: PassState | None, *, roll: bool = False,
     :mod:`gradviz.engine.calls`); each call of a function named in ``collapse``
     becomes one box.
     """
-    pruned = state.pruned if state is not None else {}
     outputs = {id(o) for o in tape.outputs}
     contributions = state.flowed if state is not None else {}
     reached = state.adjoints if state is not None else {}
