@@ -186,14 +186,7 @@ def prepare_forward(output: Tensor, x: Tensor, direction: int | None = None) -> 
         along = name if size == 1 else \
             f"{name}[{', '.join(map(str, np.unravel_index(direction, x.data.shape)))}]"
     sweep = ForwardSweep(output, {x: seed})
-    state = PassState(pruned=sweep.pruned(), finished=True)
-    for step in sweep:
-        state.adjoints[id(step.node)] = step.tangent
-        state.done.add(id(step.node))
-        for e in step.edges:
-            if e.value is not None:
-                state.carries.add((id(step.node), e.slot))
-                state.flowed[(id(step.node), e.slot)] = e.value
+    state = PassState.after(list(sweep), sweep.pruned(), value="tangent")
     notes.insert(0, f"forward mode: tangents ∂v/∂{along} pushed up from {name}, one sweep")
     return Prepared(tape, output, None, state.pruned, notes=notes, mode="forward",
                     sweep=state, direction=along)

@@ -16,7 +16,6 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from gradviz.engine.backward import Step
 from gradviz.engine.tape import Tape, prune_reason
 from gradviz.engine.tensor import Tensor
 from gradviz.render.values import exact_number
@@ -59,12 +58,13 @@ class PassState:
     unavailable: str | None = None
 
     @classmethod
-    def after(cls, steps: Sequence[Step], pruned: dict[Tensor, str], k: int | None = None,
-              adjoints: dict[int, Any] | None = None) -> "PassState":
+    def after(cls, steps: Sequence[Any], pruned: dict[Tensor, str], k: int | None = None,
+              adjoints: dict[int, Any] | None = None, value: str = "adjoint") -> "PassState":
         """The state after step ``k`` of ``steps`` (None: after the last one).
 
         ``adjoints`` (the pass's history as of step k) adds the partial adjoints
-        of pending nodes; without it only visited nodes show one.
+        of pending nodes; without it only visited nodes show one.  ``value``
+        names the steps' field to show: ``"tangent"`` for a forward sweep's steps.
         """
         last = len(steps) - 1 if k is None else k
         state = cls(pruned=pruned, finished=k is None)
@@ -76,7 +76,7 @@ class PassState:
                         state.flowed[(id(step.node), e.slot)] = e.value
             if i <= last:
                 state.done.add(id(step.node))
-                state.adjoints[id(step.node)] = step.adjoint
+                state.adjoints[id(step.node)] = getattr(step, value)
         if adjoints is not None:
             for key, a in adjoints.items():
                 state.adjoints.setdefault(key, a)
