@@ -182,6 +182,13 @@ _KIND_SCRIPT = click.option("--script", "kind", flag_value="script",
                             help="EXPR is a Python script (path[:NAME]) to run.")
 
 
+def _print_notices(notices: Sequence[str]) -> None:
+    """A loaded graph's notes for the user, one line each on stderr, control characters shown."""
+    from gradviz.engine.format import visible
+    for notice in notices:
+        click.echo(f"note: {visible(notice)}", err=True)
+
+
 def _is_script(expr: str, kind: str | None) -> bool:
     from gradviz.frontends.script import looks_like_script
     return looks_like_script(expr) if kind is None else kind == "script"
@@ -301,7 +308,7 @@ Examples:
               show_default=True,
               help="reverse: adjoints flow down from the output (backpropagation); forward: "
                    "tangents flow up from one input component per sweep (needs --wrt).")
-@click.option("--direction", type=int, default=None, metavar="K",
+@click.option("--direction", type=click.IntRange(min=0), default=None, metavar="K",
               help="Forward mode: sweep only input component K (0-based); default every one.")
 @click.option("--precision", type=click.IntRange(1, 12), default=4, show_default=True,
               help="Significant digits of the numbers shown.")
@@ -311,28 +318,31 @@ Examples:
               show_default=True, help="Colours of the --frames slides.")
 @click.option("--renderer", type=click.Choice(["auto", "system", "embedded"]), default="auto",
               show_default=True, help="Graphviz used to lay out --frames (see render).")
+@_KIND_FORMULA
+@_KIND_SCRIPT
 def step_command(expr: str, values: tuple[str, ...], constants: tuple[str, ...],
                  wrt: tuple[str, ...], seed: int | None, dtype: str, no_pause: bool,
                  at: int | None, frames: str | None, mode: str, direction: int | None,
-                 precision: int, max_elems: int, theme: str, renderer: str) -> None:
+                 precision: int, max_elems: int, theme: str, renderer: str,
+                 kind: str | None) -> None:
     _run(lambda: _step(expr, values, constants, wrt, seed, dtype, no_pause, at, frames, mode,
-                       direction, precision, max_elems, theme, renderer))
+                       direction, precision, max_elems, theme, renderer, kind))
 
 
 def _step(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Sequence[str],
           seed: int | None, dtype: str, no_pause: bool, at: int | None, frames: str | None,
           mode: str, direction: int | None, precision: int, max_elems: int, theme: str,
-          renderer: str) -> None:
+          renderer: str, kind: str | None = None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
     from gradviz.frontends.load import load
     from gradviz.stepper import _is_terminal
 
-    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
+    loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
+                  script=None if kind is None else kind == "script")
     err = Console(stderr=True, highlight=False)
-    for notice in loaded.notices:
-        err.print(f"[yellow]note:[/] {escape(notice)}", soft_wrap=True)
+    _print_notices(loaded.notices)
     if at == 0:
         raise GradvizError("--at counts from 1 (the first step); -1 is the last")
     # Options that would be silently ignored together are an error instead.
@@ -607,8 +617,7 @@ def _render(expr: str, values: Sequence[str], constants: Sequence[str], wrt: Seq
     with _stdout_to_stderr(to_stdout):  # a script's prints must not land in the diagram
         loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype,
                       group=options["group"], script=None if kind is None else kind == "script")
-    for notice in loaded.notices:
-        console.print(f"[yellow]note:[/] {escape(visible(notice))}", soft_wrap=True)
+    _print_notices(loaded.notices)
     output, named = loaded.output, loaded.variables
     if options["mode"] == "forward" and (not loaded.wrt or len(loaded.wrt) != 1):
         raise GradvizError("--mode forward pushes tangents from one input: name it with "
@@ -850,8 +859,7 @@ def _teach_graph(expr: str, values: Sequence[str], constants: Sequence[str],
     from gradviz.frontends.load import load
 
     loaded = load(expr, values, constants=constants, wrt=wrt, seed=seed, dtype=dtype)
-    for notice in loaded.notices:
-        click.echo(f"note: {notice}", err=True)
+    _print_notices(loaded.notices)
     named = loaded.variables
     if loaded.wrt is not None:
         inputs = loaded.wrt
