@@ -50,7 +50,8 @@ def split_names(values: Sequence[str]) -> list[str]:
 
 def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = (),
          wrt: Sequence[str] = (), seed: int | None = None, dtype: str = "float32",
-         group: bool = False, script: bool | None = None) -> Loaded:
+         group: bool = False, script: bool | None = None,
+         argv: Sequence[str] = ()) -> Loaded:
     """Build the graph of ``expr`` (a formula, or ``path.py[:NAME]``).
 
     Args:
@@ -62,6 +63,7 @@ def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = ()
         group: a script's ops remember the call of its functions they were made in
             (``node.scope``), for ``--group`` and ``--collapse``.
         script: whether ``expr`` is a script (None: a path ending in ``.py`` is).
+        argv: a script's command-line arguments.
     """
     from gradviz.frontends.program import build, parse_assignment
     from gradviz.frontends.script import looks_like_script, run_script
@@ -73,7 +75,7 @@ def load(expr: str, values: Sequence[str] = (), *, constants: Sequence[str] = ()
         if values or constants:
             raise GradvizError("-v and --const apply to expressions; a script sets its own values")
         with keep_saved() as kept:
-            result = run_script(expr, group=group)
+            result = run_script(expr, group=group, argv=argv)
         loaded = Loaded(result.output, result.tensors, kept=kept, script=True)
     else:
         with np.errstate(all="ignore"):  # non-finite values get one warning of ours later

@@ -167,30 +167,20 @@ def commands(sample: Sample) -> list[str]:
     return out
 
 
-@dataclass
-class Ran:
-    """What running a sample left: its tensors by name, and the saved values its own
-    ``backward()`` calls freed, kept aside so that drawings can run their own pass."""
-
-    tensors: dict[str, Any]
-    kept: dict
-
-
-def run(sample: Sample, args: Sequence[str] = ()) -> Ran:
+def run(sample: Sample, args: Sequence[str] = ()) -> Any:
     """Run ``sample`` as ``python SCRIPT ARGS`` would (it prints); return what it left.
 
-    The nodes are labelled with the script's names, so diagrams of them read like the script.
+    The :class:`~gradviz.frontends.load.Loaded` graph, as every command loads a script:
+    its tensors by name (``variables``), labelled with the script's names, and the saved
+    values its own ``backward()`` calls freed (``kept``), so drawings run their own pass.
     """
-    from gradviz.engine.backward import keep_saved
-    from gradviz.frontends.script import run_script
+    from gradviz.frontends.load import load
 
     target = f"{sample.path}:{sample.diagrams[0].name}" if sample.diagrams else str(sample.path)
-    with keep_saved() as kept:
-        result = run_script(target, argv=list(args))
-    return Ran(result.tensors, kept)
+    return load(target, script=True, argv=list(args))
 
 
-def render(sample: Sample, ran: Ran, folder: str | Path, renderer: str = "auto") -> list[Path]:
+def render(sample: Sample, ran: Any, folder: str | Path, renderer: str = "auto") -> list[Path]:
     """Draw each of ``sample``'s diagrams from what :func:`run` left, as SVG.
 
     Files are ``NN_NAME.svg`` in ``folder`` (created if needed), each written
@@ -207,10 +197,10 @@ def render(sample: Sample, ran: Ran, folder: str | Path, renderer: str = "auto")
     chosen = resolve_renderer(renderer, "svg")
     written = []
     for d in sample.diagrams:
-        if d.name not in ran.tensors:
+        if d.name not in ran.variables:
             raise GradvizError(f"{sample.filename} names the diagram {d.name!r} but defines "
                                "no such tensor")
-        drawing = draw(ran.tensors[d.name], roll=d.roll, kept=ran.kept,
+        drawing = draw(ran.variables[d.name], roll=d.roll, kept=ran.kept,
                        title=f"{sample.number} {sample.name}: {d.name}")
         path = folder / f"{sample.number}_{d.name}.svg"
         write_atomic(path, drawing.pipe("svg", chosen))
